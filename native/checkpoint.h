@@ -1,0 +1,33 @@
+// Files: our checkpoints (atomic) and torch.save() state_dict files from PyTorch.
+#pragma once
+#include <map>
+#include <string>
+
+#include "models/registry.h"
+
+namespace torchts {
+
+// Named tensors plus string metadata: everything a checkpoint holds.
+struct Archive {
+  NamedTensors tensors;
+  std::map<std::string, std::string> meta;
+};
+
+// Writes to `path + ".tmp-<pid>"` then renames, so a crash never leaves a half file.
+void writeArchive(const std::string& path, const Archive& archive);
+// Throws std::runtime_error naming the path when it is missing or not ours.
+Archive readArchive(const std::string& path);
+
+// Reads a file written by torch.save(model.state_dict()) (zip format: OrderedDict or dict
+// of tensors). Throws std::runtime_error with a clear message for anything else.
+NamedTensors readTorchSave(const std::string& path);
+
+struct LoadReport {
+  std::vector<std::string> loaded;
+  std::vector<std::string> skipped;
+};
+// Copies parameters and buffers by name. Missing/unexpected names or shape mismatches
+// throw, except head tensors (headPrefix) when skipHead is set, which are reported as skipped.
+LoadReport loadStateDict(Classifier& model, const NamedTensors& state, bool skipHead);
+
+}  // namespace torchts
