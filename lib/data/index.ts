@@ -1,0 +1,55 @@
+/**
+ * The data pipeline's public API: image folders and the named fast.ai
+ * datasets, seeded loaders, the augmentation sampler, normalisation stats and
+ * the seeded random streams shared with training.
+ */
+// First: sizes libuv's pool before sharp or fs start it.
+export { coreCount, threadPoolSize } from './threads';
+export type * from './types';
+export { Random, type StreamKey } from './random';
+export {
+  AUG_DEFAULTS,
+  NO_AUGMENT,
+  resolveAugment,
+  sampleAugment,
+  applyMatrix,
+  referenceWarp,
+  boxMatrix,
+  squareCropBox,
+  randomResizedCropBox,
+  flipMatrix,
+  rotationMatrix,
+  zoomMatrix,
+  warpMatrix,
+  matMul,
+  type AugmentOptions,
+  type ResolvedAugmentOptions,
+  type Box,
+  type CropMode,
+  type Mat3,
+  type SampleAugmentArgs,
+} from './augment';
+export { listImageFolder, randomSplit, IMAGE_EXTENSIONS, type FolderSplitOptions, type ListedFolder } from './folder';
+export {
+  DecodeError,
+  decodePresized,
+  decodeTransformed,
+  type DecodedImage,
+  type FailOn,
+  type PadMode,
+  type RandomResizedCropTransform,
+  type ResizeMethod,
+  type ResizeTransform,
+  type SharpItemTransform,
+  type TransformRequest,
+} from './decode';
+export { ImageDataLoaders, imageFolder, fromFolder, defaultPresize, DEFAULT_AUGMENT, type ImageFolderOptions } from './loader';
+export {
+  IMAGENET_STATS,
+  ChannelAccumulator,
+  normalizedBatchStats,
+  checkStats,
+  type ChannelStats,
+  type NormalizeOption,
+} from './stats';
+export { torchtsHome } from './home';
