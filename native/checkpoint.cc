@@ -1,0 +1,192 @@
+#include "checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "pickle.h"
+#include "zip.h"
+
+namespace torchts {
+namespace {
+
+// Our checkpoint is a libtorch archive (TorchScript zip) holding three values:
+//   "format"  = kFormat, "version" = kVersion,
+//   "tensors" = Dict[str, Tensor] in insertion order, "meta" = Dict[str, str].
+// The marker lets readArchive tell our files from any other libtorch archive.
+constexpr const char* kFormat = "torchts-checkpoint";
+constexpr int64_t kVersion = 1;
+
+std::string shapeText(const torch::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+[[noreturn]] void notOurs(const std::string& path, const std::string& why) {
+  throw std::runtime_error(path + ": not a torchts checkpoint (" + why + ")");
+}
+
+std::string firstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+void writeArchive(const std::string& path, const Archive& archive) {
+  c10::Dict<std::string, torch::Tensor> tensors;
+  for (const auto& [name, tensor] : archive.tensors) {
+    if (tensors.contains(name)) throw std::invalid_argument("checkpoint tensor name '" + name + "' appears twice");
+    // Detached CPU copies: the file must not depend on the device or on autograd.
+    tensors.insert(name, tensor.detach().to(torch::kCPU).contiguous());
+  }
+  c10::Dict<std::string, std::string> meta;
+  for (const auto& [key, value] : archive.meta) meta.insert(key, value);
+
+  torch::serialize::OutputArchive out;
+  out.write("format", c10::IValue(std::string(kFormat)));
+  out.write("version", c10::IValue(kVersion));
+  out.write("tensors", c10::IValue(tensors));
+  out.write("meta", c10::IValue(meta));
+
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    out.save_to(tmp);
+  } catch (const std::exception& e) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": could not write checkpoint: " + firstLine(e.what()));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": could not move the checkpoint into place");
+  }
+}
+
+Archive readArchive(const std::string& path) {
+  if (!std::ifstream(path, std::ios::binary)) throw std::runtime_error(path + ": cannot open checkpoint file");
+  torch::serialize::InputArchive in;
+  try {
+    in.load_from(path);
+  } catch (const std::exception& e) {
+    notOurs(path, firstLine(e.what()));
+  }
+  c10::IValue format, version, tensors, meta;
+  if (!in.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat) {
+    notOurs(path, "no torchts format marker");
+  }
+  if (!in.try_read("version", version) || !version.isInt()) notOurs(path, "no version");
+  if (version.toInt() > kVersion) {
+    throw std::runtime_error(path + ": checkpoint version " + std::to_string(version.toInt()) +
+                             " is newer than this torchts reads (" + std::to_string(kVersion) + ")");
+  }
+  if (!in.try_read("tensors", tensors) || !tensors.isGenericDict() || !in.try_read("meta", meta) ||
+      !meta.isGenericDict()) {
+    notOurs(path, "tensors or meta missing");
+  }
+  Archive archive;
+  for (const auto& item : tensors.toGenericDict()) {
+    archive.tensors.emplace_back(item.key().toStringRef(), item.value().toTensor());
+  }
+  for (const auto& item : meta.toGenericDict()) {
+    archive.meta[item.key().toStringRef()] = item.value().toStringRef();
+  }
+  return archive;
+}
+
+NamedTensors readTorchSave(const std::string& path) {
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) throw std::runtime_error(path + ": cannot open file");
+    char head[2] = {0, 0};
+    probe.read(head, 2);
+    // The pre-1.6 format is a bare pickle stream: protocol opcode 0x80 then the version.
+    if (probe.gcount() == 2 && static_cast<uint8_t>(head[0]) == 0x80 && head[1] >= 2 && head[1] <= 5) {
+      throw std::runtime_error(path + ": legacy torch.save format (PyTorch < 1.6 or " +
+                               "_use_new_zipfile_serialization=False) is not supported; re-save it with " +
+                               "torch.save(state_dict, file) in PyTorch >= 1.6");
+    }
+  }
+  std::unique_ptr<ZipReader> zip;
+  try {
+    zip = std::make_unique<ZipReader>(path);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string(e.what()) + "; expected a torch.save zip file");
+  }
+  std::string prefix;
+  for (const auto& name : zip->names()) {
+    const size_t slash = name.find('/');
+    if (slash != std::string::npos && name.compare(slash, std::string::npos, "/data.pkl") == 0) {
+      prefix = name.substr(0, slash + 1);
+      break;
+    }
+  }
+  if (prefix.empty()) throw std::runtime_error(path + ": no data.pkl inside; not a torch.save zip file");
+  bool torchScript = zip->has(prefix + "constants.pkl");
+  for (const auto& name : zip->names()) torchScript = torchScript || name.rfind(prefix + "code/", 0) == 0;
+  if (torchScript) {
+    throw std::runtime_error(path + ": a TorchScript archive (torch.jit.save), not a torch.save state_dict");
+  }
+  if (zip->has(prefix + "byteorder")) {
+    const std::string order = zip->read(prefix + "byteorder");
+    if (order != "little") throw std::runtime_error(path + ": byte order '" + order + "' is not supported");
+  }
+  return unpickleStateDict(*zip, prefix, path);
+}
+
+LoadReport loadStateDict(Classifier& model, const NamedTensors& state, bool skipHead) {
+  std::map<std::string, torch::Tensor> targets;
+  for (const auto& p : model.named_parameters(true)) targets[p.key()] = p.value();
+  for (const auto& b : model.named_buffers(true)) targets[b.key()] = b.value();
+  const std::string head = model.headPrefix() + ".";
+
+  // Check everything before copying anything, so a bad file leaves the model as it was.
+  std::vector<std::string> unexpected, mismatched, skipped;
+  std::set<std::string> seen;
+  for (const auto& [name, tensor] : state) {
+    auto it = targets.find(name);
+    if (it == targets.end()) {
+      unexpected.push_back(name);
+      continue;
+    }
+    seen.insert(name);
+    if (tensor.sizes() != it->second.sizes()) {
+      if (skipHead && name.rfind(head, 0) == 0) skipped.push_back(name);
+      else mismatched.push_back(name + " (file " + shapeText(tensor) + ", model " + shapeText(it->second) + ")");
+    }
+  }
+  std::vector<std::string> missing;
+  for (const auto& kv : targets) {
+    if (!seen.count(kv.first)) missing.push_back(kv.first);
+  }
+  if (!unexpected.empty() || !missing.empty() || !mismatched.empty()) {
+    auto list = [](const std::vector<std::string>& names) {
+      std::string out;
+      const size_t shown = std::min<size_t>(names.size(), 8);
+      for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + names[i];
+      if (names.size() > shown) out += ", ... (" + std::to_string(names.size()) + " in all)";
+      return out;
+    };
+    std::string msg = "state_dict does not fit the model:";
+    if (!mismatched.empty()) msg += " shape mismatch: " + list(mismatched) + ";";
+    if (!missing.empty()) msg += " missing keys: " + list(missing) + ";";
+    if (!unexpected.empty()) msg += " unexpected keys: " + list(unexpected) + ";";
+    msg.pop_back();
+    throw std::runtime_error(msg);
+  }
+
+  LoadReport report;
+  report.skipped = skipped;
+  torch::NoGradGuard noGrad;
+  for (const auto& [name, tensor] : state) {
+    if (std::find(skipped.begin(), skipped.end(), name) != skipped.end()) continue;
+    targets[name].copy_(tensor);
+    report.loaded.push_back(name);
+  }
+  return report;
+}
+
+}  // namespace torchts

@@ -1,0 +1,335 @@
+#include "pickle.h"
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+namespace torchts {
+namespace {
+
+// The Python values a state_dict pickle is made of.
+struct PyObject;
+using PyRef = std::shared_ptr<PyObject>;
+struct PyObject {
+  enum Kind { None, Bool, Int, Float, Str, Tuple, List, Dict, Global, Storage, Tensor } kind;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;             // Str; Global: "module.name"
+  std::vector<PyRef> items;  // Tuple, List; Dict: key, value, key, value ...
+  torch::Tensor tensor;      // Storage (1-D, all elements), Tensor
+
+  explicit PyObject(Kind k) : kind(k) {}
+};
+
+const char* kindName(PyObject::Kind k) {
+  static const char* names[] = {"None", "bool", "int", "float", "str", "tuple",
+                                "list", "dict", "global", "storage", "tensor"};
+  return names[k];
+}
+
+PyRef make(PyObject::Kind k) { return std::make_shared<PyObject>(k); }
+
+// torch's legacy storage class names -> dtypes.
+bool storageDtype(const std::string& global, torch::Dtype& dtype) {
+  static const std::map<std::string, torch::Dtype> types = {
+      {"torch.FloatStorage", torch::kFloat32},   {"torch.DoubleStorage", torch::kFloat64},
+      {"torch.HalfStorage", torch::kFloat16},    {"torch.BFloat16Storage", torch::kBFloat16},
+      {"torch.LongStorage", torch::kInt64},      {"torch.IntStorage", torch::kInt32},
+      {"torch.ShortStorage", torch::kInt16},     {"torch.CharStorage", torch::kInt8},
+      {"torch.ByteStorage", torch::kUInt8},      {"torch.BoolStorage", torch::kBool},
+      {"torch.UntypedStorage", torch::kUInt8},
+  };
+  auto it = types.find(global);
+  if (it == types.end()) return false;
+  dtype = it->second;
+  return true;
+}
+
+class Unpickler {
+ public:
+  Unpickler(ZipReader& zip, std::string prefix, std::string path)
+      : zip_(zip), prefix_(std::move(prefix)), path_(std::move(path)) {
+    data_ = zip_.read(prefix_ + "data.pkl");
+  }
+
+  PyRef run() {
+    for (;;) {
+      const uint8_t op = u8();
+      if (op == '.') break;  // STOP
+      step(op);
+    }
+    if (stack_.size() != 1) fail("malformed pickle (stack holds " + std::to_string(stack_.size()) + " values at STOP)");
+    return stack_.back();
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& why) const { throw std::runtime_error(path_ + ": " + why); }
+
+  void need(size_t n) const {
+    if (n > data_.size() - pos_) fail("truncated pickle in data.pkl");
+  }
+  uint8_t u8() {
+    need(1);
+    return static_cast<uint8_t>(data_[pos_++]);
+  }
+  uint64_t uLe(int width) {
+    need(width);
+    uint64_t v = 0;
+    for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(data_[pos_ + i]);
+    pos_ += width;
+    return v;
+  }
+  std::string bytes(size_t n) {
+    need(n);
+    std::string s = data_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::string line() {
+    const size_t end = data_.find('\n', pos_);
+    if (end == std::string::npos) fail("truncated pickle in data.pkl");
+    std::string s = data_.substr(pos_, end - pos_);
+    pos_ = end + 1;
+    return s;
+  }
+
+  PyRef pop() {
+    if (stack_.empty() || (!marks_.empty() && stack_.size() <= marks_.back())) fail("malformed pickle (stack underflow)");
+    PyRef v = stack_.back();
+    stack_.pop_back();
+    return v;
+  }
+  PyRef& top() {
+    if (stack_.empty()) fail("malformed pickle (stack underflow)");
+    return stack_.back();
+  }
+  // Values pushed since the last MARK, removing them and the mark.
+  std::vector<PyRef> popToMark() {
+    if (marks_.empty()) fail("malformed pickle (no MARK)");
+    const size_t m = marks_.back();
+    marks_.pop_back();
+    std::vector<PyRef> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
+    stack_.resize(m);
+    return items;
+  }
+  PyRef str(std::string s) {
+    auto v = make(PyObject::Str);
+    v->s = std::move(s);
+    return v;
+  }
+  PyRef integer(int64_t i) {
+    auto v = make(PyObject::Int);
+    v->i = i;
+    return v;
+  }
+  PyRef tuple(std::vector<PyRef> items) {
+    auto v = make(PyObject::Tuple);
+    v->items = std::move(items);
+    return v;
+  }
+  void memoize(uint64_t key) { memo_[key] = top(); }
+  PyRef memoGet(uint64_t key) {
+    auto it = memo_.find(key);
+    if (it == memo_.end()) fail("malformed pickle (memo key " + std::to_string(key) + " unset)");
+    return it->second;
+  }
+  void setItems(const PyRef& dict, const std::vector<PyRef>& kv) {
+    if (dict->kind != PyObject::Dict) fail(std::string("malformed pickle (SETITEMS on a ") + kindName(dict->kind) + ")");
+    if (kv.size() % 2) fail("malformed pickle (odd SETITEMS)");
+    dict->items.insert(dict->items.end(), kv.begin(), kv.end());
+  }
+  void global(const std::string& module, const std::string& name) {
+    auto v = make(PyObject::Global);
+    v->s = module + "." + name;
+    stack_.push_back(v);
+  }
+
+  void step(uint8_t op) {
+    switch (op) {
+      case 0x80: u8(); break;                   // PROTO
+      case 0x95: uLe(8); break;                 // FRAME: a length hint only
+      case '(': marks_.push_back(stack_.size()); break;  // MARK
+      case '}': stack_.push_back(make(PyObject::Dict)); break;   // EMPTY_DICT
+      case ']': stack_.push_back(make(PyObject::List)); break;   // EMPTY_LIST
+      case ')': stack_.push_back(tuple({})); break;              // EMPTY_TUPLE
+      case 'N': stack_.push_back(make(PyObject::None)); break;   // NONE
+      case 0x88: case 0x89: {                                    // NEWTRUE / NEWFALSE
+        auto v = make(PyObject::Bool);
+        v->i = op == 0x88;
+        stack_.push_back(v);
+        break;
+      }
+      case 'J': stack_.push_back(integer(static_cast<int32_t>(uLe(4)))); break;  // BININT
+      case 'K': stack_.push_back(integer(uLe(1))); break;                        // BININT1
+      case 'M': stack_.push_back(integer(uLe(2))); break;                        // BININT2
+      case 0x8a: {                                                               // LONG1
+        const size_t n = u8();
+        if (n > 8) fail("integer too large in pickle");
+        uint64_t v = n ? uLe(static_cast<int>(n)) : 0;
+        if (n > 0 && n < 8 && (v >> (8 * n - 1)) & 1) v |= ~uint64_t(0) << (8 * n);  // sign-extend
+        stack_.push_back(integer(static_cast<int64_t>(v)));
+        break;
+      }
+      case 'G': {  // BINFLOAT: big-endian double
+        need(8);
+        uint64_t bits = 0;
+        for (int i = 0; i < 8; ++i) bits = (bits << 8) | static_cast<uint8_t>(data_[pos_ + i]);
+        pos_ += 8;
+        auto v = make(PyObject::Float);
+        std::memcpy(&v->f, &bits, 8);
+        stack_.push_back(v);
+        break;
+      }
+      case 'X': stack_.push_back(str(bytes(uLe(4)))); break;     // BINUNICODE
+      case 0x8c: stack_.push_back(str(bytes(u8()))); break;      // SHORT_BINUNICODE
+      case 0x8d: stack_.push_back(str(bytes(uLe(8)))); break;    // BINUNICODE8
+      case 'T': stack_.push_back(str(bytes(uLe(4)))); break;     // BINSTRING
+      case 'U': stack_.push_back(str(bytes(u8()))); break;       // SHORT_BINSTRING
+      case 'q': memoize(u8()); break;                            // BINPUT
+      case 'r': memoize(uLe(4)); break;                          // LONG_BINPUT
+      case 0x94: memoize(memo_.size()); break;                   // MEMOIZE
+      case 'h': stack_.push_back(memoGet(u8())); break;          // BINGET
+      case 'j': stack_.push_back(memoGet(uLe(4))); break;        // LONG_BINGET
+      case 't': stack_.push_back(tuple(popToMark())); break;     // TUPLE
+      case 0x85: { auto a = pop(); stack_.push_back(tuple({a})); break; }  // TUPLE1
+      case 0x86: { auto b = pop(), a = pop(); stack_.push_back(tuple({a, b})); break; }  // TUPLE2
+      case 0x87: { auto c = pop(), b = pop(), a = pop(); stack_.push_back(tuple({a, b, c})); break; }  // TUPLE3
+      case 'c': { auto module = line(); auto name = line(); global(module, name); break; }  // GLOBAL
+      case 0x93: {  // STACK_GLOBAL
+        auto name = pop(), module = pop();
+        if (name->kind != PyObject::Str || module->kind != PyObject::Str) fail("malformed pickle (STACK_GLOBAL)");
+        global(module->s, name->s);
+        break;
+      }
+      case 'Q': stack_.push_back(persistentLoad(pop())); break;  // BINPERSID
+      case 'R': { auto args = pop(), fn = pop(); stack_.push_back(reduce(fn, args)); break; }  // REDUCE
+      case 's': { auto v = pop(), k = pop(); setItems(top(), {k, v}); break; }  // SETITEM
+      case 'u': { auto kv = popToMark(); setItems(top(), kv); break; }         // SETITEMS
+      case 'a': {  // APPEND
+        auto v = pop();
+        if (top()->kind != PyObject::List) fail("malformed pickle (APPEND to a non-list)");
+        top()->items.push_back(v);
+        break;
+      }
+      case 'e': {  // APPENDS
+        auto items = popToMark();
+        if (top()->kind != PyObject::List) fail("malformed pickle (APPENDS to a non-list)");
+        top()->items.insert(top()->items.end(), items.begin(), items.end());
+        break;
+      }
+      case 'b': pop(); break;  // BUILD: OrderedDict state (_metadata) and tensor hooks; not needed
+      default: {
+        std::ostringstream msg;
+        msg << "unsupported pickle opcode 0x" << std::hex << int(op) << " at byte " << std::dec << (pos_ - 1)
+            << " of data.pkl (only state_dicts of tensors are supported)";
+        fail(msg.str());
+      }
+    }
+  }
+
+  // ('storage', <storage class>, key, location, numel) -> the storage's elements.
+  PyRef persistentLoad(const PyRef& pid) {
+    const auto& f = pid->items;
+    if (pid->kind != PyObject::Tuple || f.size() < 3 || f[0]->kind != PyObject::Str || f[0]->s != "storage" ||
+        f[1]->kind != PyObject::Global || f[2]->kind != PyObject::Str) {
+      fail("unsupported persistent id in data.pkl (expected a torch storage)");
+    }
+    auto cached = storages_.find(f[2]->s);
+    if (cached != storages_.end()) return cached->second;
+    torch::Dtype dtype;
+    if (!storageDtype(f[1]->s, dtype)) fail("unsupported storage type " + f[1]->s);
+    const std::string entry = prefix_ + "data/" + f[2]->s;
+    if (!zip_.has(entry)) fail("storage '" + f[2]->s + "' is missing from the archive");
+    const std::string raw = zip_.read(entry);
+    const size_t elementSize = c10::elementSize(dtype);
+    if (raw.size() % elementSize) fail("storage '" + f[2]->s + "' has a size that is not a whole number of elements");
+    auto v = make(PyObject::Storage);
+    v->tensor = torch::empty({static_cast<int64_t>(raw.size() / elementSize)}, torch::dtype(dtype));
+    if (!raw.empty()) std::memcpy(v->tensor.data_ptr(), raw.data(), raw.size());
+    storages_[f[2]->s] = v;
+    return v;
+  }
+
+  std::vector<int64_t> intTuple(const PyRef& t, const char* what) {
+    if (t->kind != PyObject::Tuple) fail(std::string("malformed tensor ") + what + " in data.pkl");
+    std::vector<int64_t> out;
+    for (const auto& v : t->items) {
+      if (v->kind != PyObject::Int) fail(std::string("malformed tensor ") + what + " in data.pkl");
+      out.push_back(v->i);
+    }
+    return out;
+  }
+
+  // _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]).
+  PyRef rebuildTensor(const std::vector<PyRef>& args) {
+    if (args.size() < 4 || args[0]->kind != PyObject::Storage || args[1]->kind != PyObject::Int) {
+      fail("malformed _rebuild_tensor arguments in data.pkl");
+    }
+    const torch::Tensor& storage = args[0]->tensor;
+    const int64_t offset = args[1]->i;
+    const auto size = intTuple(args[2], "size");
+    const auto stride = intTuple(args[3], "stride");
+    if (size.size() != stride.size()) fail("malformed tensor: size and stride differ in length");
+    int64_t last = offset;
+    bool empty = false;
+    for (size_t d = 0; d < size.size(); ++d) {
+      if (size[d] < 0 || stride[d] < 0) fail("malformed tensor: negative size or stride");
+      if (size[d] == 0) empty = true;
+      last += (size[d] - 1) * stride[d];
+    }
+    if (offset < 0 || (!empty && last >= storage.numel())) fail("tensor lies outside its storage in data.pkl");
+    auto v = make(PyObject::Tensor);
+    v->tensor = empty ? torch::empty(size, storage.options()) : storage.as_strided(size, stride, offset);
+    return v;
+  }
+
+  PyRef reduce(const PyRef& fn, const PyRef& args) {
+    if (fn->kind != PyObject::Global) fail(std::string("malformed pickle (REDUCE on a ") + kindName(fn->kind) + ")");
+    if (args->kind != PyObject::Tuple) fail("malformed pickle (REDUCE arguments are not a tuple)");
+    const std::string& name = fn->s;
+    if (name == "collections.OrderedDict" && args->items.empty()) return make(PyObject::Dict);
+    if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
+      return rebuildTensor(args->items);
+    }
+    if (name == "torch._utils._rebuild_parameter" && !args->items.empty() &&
+        args->items[0]->kind == PyObject::Tensor) {
+      return args->items[0];
+    }
+    fail("unsupported object " + name + " in data.pkl (only state_dicts of tensors are supported)");
+  }
+
+  ZipReader& zip_;
+  std::string prefix_, path_, data_;
+  size_t pos_ = 0;
+  std::vector<PyRef> stack_;
+  std::vector<size_t> marks_;
+  std::map<uint64_t, PyRef> memo_;
+  std::map<std::string, PyRef> storages_;
+};
+
+}  // namespace
+
+NamedTensors unpickleStateDict(ZipReader& zip, const std::string& prefix, const std::string& path) {
+  PyRef root = Unpickler(zip, prefix, path).run();
+  if (root->kind != PyObject::Dict) {
+    throw std::runtime_error(path + ": expected a state_dict (a dict of tensors) but the file holds a " +
+                             kindName(root->kind));
+  }
+  NamedTensors out;
+  for (size_t k = 0; k + 1 < root->items.size(); k += 2) {
+    const PyRef& key = root->items[k];
+    const PyRef& value = root->items[k + 1];
+    if (key->kind != PyObject::Str) throw std::runtime_error(path + ": a state_dict key is not a string");
+    if (value->kind != PyObject::Tensor) {
+      throw std::runtime_error(path + ": entry '" + key->s + "' is a " + kindName(value->kind) +
+                               ", not a tensor; save model.state_dict() itself");
+    }
+    out.emplace_back(key->s, value->tensor);
+  }
+  return out;
+}
+
+}  // namespace torchts
