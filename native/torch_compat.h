@@ -1,8 +1,12 @@
 // The one place where libtorch version differences live. Everything else includes
 // this header instead of testing TORCH_VERSION_* itself.
 #pragma once
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+
+#include <sstream>
+#include <string>
 
 #if TORCH_VERSION_MAJOR >= 2
 #define TORCHTS_TORCH2 1
@@ -10,6 +14,37 @@
 #define TORCHTS_TORCH2 0
 #endif
 
+// libtorch 2.4 replaced the CUDA-only autocast setters with per-device-type ones.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define TORCHTS_AUTOCAST_PER_DEVICE 1
+#else
+#define TORCHTS_AUTOCAST_PER_DEVICE 0
+#endif
+
 namespace torchts::compat {
-// Version-dependent helpers go here (autocast API, pin_memory signature, ...).
+
+// Turns CUDA autocast on (with `dtype`) or off for the calling thread. Autocast state is
+// thread-local, so the Learner's worker thread sets it around each forward pass.
+inline void setCudaAutocast(bool enabled, at::ScalarType dtype) {
+#if TORCHTS_AUTOCAST_PER_DEVICE
+  at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+#else
+  at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::set_enabled(enabled);
+#endif
+  if (!enabled) at::autocast::clear_cache();
+}
+
+// The key torch::optim::Optimizer uses for a parameter in its state map: the address of
+// the parameter's TensorImpl as an ostream prints it (c10::guts::to_string in 1.13 and 2.x).
+inline std::string optimizerStateKey(const torch::Tensor& param) {
+  std::ostringstream key;
+  key << param.unsafeGetTensorImpl();
+  return key.str();
+}
+
+// Copies host memory into page-locked memory so a later non_blocking copy to CUDA overlaps.
+inline torch::Tensor pinned(const torch::Tensor& host) { return host.pin_memory(); }
+
 }  // namespace torchts::compat
