@@ -19,9 +19,15 @@ export interface NativeInfo {
   libtorchSource: string;
   cudaAvailable: boolean;
   cudaDeviceCount: number;
-  /** Intra-op threads libtorch uses now. */
+  /**
+   * Intra-op threads libtorch uses now. Default: `TORCHTS_THREADS` when set, otherwise the
+   * CPUs this process may run on (sched_getaffinity); change it with `setThreads`.
+   */
   threads: number;
-  /** Compiled and usable features: "cuda", "mkldnn", "openmp", "gloo", "bf16", ... */
+  /**
+   * Compiled and usable features: "cuda", "cudnn", "mkldnn", "mkl", "openmp", and, when a CUDA
+   * device is usable, "amp-bf16", "amp-fp16", "pinned-memory", "channels-last".
+   */
   features: string[];
 }
 
@@ -36,15 +42,21 @@ export type Matrices3x3 = Float32Array;
 export interface NativeAugment {
   /** Output side length in pixels (square). */
   size: number;
-  /** n*9 floats; omit for a plain resize to `size`. */
+  /** n*9 floats; omit for a plain bilinear resize to `size` (align_corners = false). */
   matrices?: Matrices3x3;
   /** n floats added in logit space (0 = unchanged). */
   brightness?: Float32Array;
   /** n floats multiplying in logit space (1 = unchanged). Applied after brightness. */
   contrast?: Float32Array;
+  // Lighting is y = sigmoid((logit(x) + brightness) * contrast) on [0, 1] values (logit clamped
+  // at 1e-7), applied after the warp and before normalisation.
 }
 
-/** Mixup / CutMix partners and weights, chosen in TypeScript. */
+/**
+ * Mixup / CutMix partners and weights, chosen in TypeScript. Mixing acts on the normalised
+ * images: mixup x = x[perm] + lambda*(x - x[perm]); cutmix pastes `box` from x[perm]. The loss is
+ * lambda*L(pred, y) + (1 - lambda)*L(pred, y[perm]) per sample, then the mean.
+ */
 export interface NativeMix {
   /** Partner index for each sample (a permutation of 0..n-1). */
   perm: Int32Array;
@@ -74,27 +86,33 @@ export interface NativeHyper {
   mom: number;
 }
 
+/**
+ * Options of a native Learner. Every field but `arch` and `numClasses` may be left out; the
+ * defaults are fastai's (AdamW, weight decay 0.01, beta2 0.99, eps 1e-5).
+ */
 export interface NativeLearnerOptions {
+  /** A name from `modelNames()`. */
   arch: string;
   numClasses: number;
-  /** 'auto' | 'cpu' | 'cuda' | 'cuda:N' */
-  device: string;
-  optimizer: 'adamw' | 'sgd';
-  /** Decoupled weight decay (AdamW) or L2 (SGD). Not applied to biases and norm parameters. */
-  weightDecay: number;
-  /** Adam beta2 ("sqr_mom"). */
-  beta2: number;
-  /** Adam epsilon. */
-  eps: number;
-  /** Label-smoothing epsilon for the cross entropy; 0 = plain cross entropy. */
-  labelSmoothing: number;
-  /** Per-channel mean and std applied as (x/255 - mean)/std on the device; null = x/255 only. */
-  mean: number[] | null;
-  std: number[] | null;
-  /** 'none' | 'bf16' | 'fp16' (fp16 uses loss scaling). Ignored on CPU. */
-  amp: 'none' | 'bf16' | 'fp16';
-  /** Seeds weight initialisation and native randomness. */
-  seed: number;
+  /** 'auto' | 'cpu' | 'cuda' | 'cuda:N'. Default 'auto' (the first CUDA device, else the CPU). */
+  device?: string;
+  /** Default 'adamw'. */
+  optimizer?: 'adamw' | 'sgd';
+  /** Decoupled weight decay (AdamW) or L2 (SGD). Not applied to 1-D parameters (biases, norm weights). Default 0.01. */
+  weightDecay?: number;
+  /** Adam beta2 ("sqr_mom"). Default 0.99. */
+  beta2?: number;
+  /** Adam epsilon. Default 1e-5. */
+  eps?: number;
+  /** Label-smoothing epsilon for the cross entropy (training and evaluation); 0 = plain cross entropy. Default 0. */
+  labelSmoothing?: number;
+  /** Per-channel mean and std applied as (x/255 - mean)/std on the device; null = x/255 only. Default null. */
+  mean?: number[] | null;
+  std?: number[] | null;
+  /** 'none' | 'bf16' | 'fp16' (fp16 uses dynamic loss scaling). Ignored on CPU. Default 'none'. */
+  amp?: 'none' | 'bf16' | 'fp16';
+  /** Seeds weight initialisation (the same seed gives the same weights). Default 0. */
+  seed?: number;
 }
 
 export interface NativeParam {
@@ -118,35 +136,79 @@ export interface NativeLoadReport {
   skipped: string[];
 }
 
+/**
+ * A model, its optimizer and its loss on one device. Every method that touches tensors runs on
+ * the learner's own native thread (not the JS thread, not a libuv pool thread), in call order;
+ * failures reject with an Error whose stack is the caller's.
+ */
 export interface NativeLearner {
+  /** The device in use: 'cpu' or 'cuda:N'. */
   readonly device: string;
+  /** Parameter groups: 3 (stem, body, head). */
   readonly groupCount: number;
-  /** Forward, backward and an optimizer step; resolves with the batch's mean loss. */
+  readonly numClasses: number;
+  /**
+   * Forward, backward and an optimizer step; resolves with the batch's mean loss. A NaN or
+   * infinite loss rejects and leaves the weights as they were.
+   */
   trainStep(batch: NativeBatch, hyper: NativeHyper): Promise<{ loss: number }>;
-  /** Forward in eval mode without gradients. */
+  /** Forward in eval mode without gradients; loss uses the learner's label smoothing. */
   evalStep(batch: NativeBatch, options?: { probs?: boolean }): Promise<NativeEvalResult>;
   /** Softmax probabilities, n*numClasses, eval mode. */
   predict(batch: NativeBatch): Promise<Float32Array>;
-  /** Freeze groups [0, upTo) (requires_grad false, BN in frozen groups keeps training its stats as fastai does). 0 unfreezes all. */
+  /**
+   * Freeze groups [0, upTo): their weights stop training, but their 1-D parameters (norm weights
+   * and biases) keep training, as fastai's train_bn does; BN statistics keep updating. 0
+   * unfreezes all. Takes effect in call order after the steps already queued.
+   */
   freeze(upTo: number): void;
-  /** Drops optimizer state (moments, step counts). */
+  /** Drops optimizer state (moments, step counts), in call order. */
   resetOptimizer(): void;
-  /** Weights, optimizer state and `meta` (JSON text) in one file, written atomically. */
+  /**
+   * Weights (parameters and buffers, by their state_dict names), optimizer state (tensors named
+   * "opt.<param>.<field>": step, exp_avg, exp_avg_sq for AdamW, momentum_buffer for SGD) and `meta`
+   * (JSON text) in one file, written atomically.
+   */
   save(file: string, meta: string): Promise<void>;
-  /** Restores what save wrote; resolves with its meta. */
+  /** Restores what save wrote (same arch and class count); resolves with its meta. */
   load(file: string): Promise<string>;
   /** Loads a torch.save(model.state_dict()) file; skipHead leaves the classifier when shapes differ. */
   loadTorchvision(file: string, options?: { skipHead?: boolean }): Promise<NativeLoadReport>;
   parameters(): NativeParam[];
-  /** Frees native memory now; the learner is unusable afterwards. */
+  /**
+   * Frees native memory now: waits for the running step, rejects queued calls, stops the
+   * thread. The learner is unusable afterwards. Garbage collection does the same.
+   */
   dispose(): void;
+}
+
+/** Arguments of `lossCheck`: logits and labels (or targets) as the Learner's loss sees them. */
+export interface NativeLossCheck {
+  /** n*classes logits, row-major. */
+  logits: Float32Array;
+  n: number;
+  classes: number;
+  labels?: Int32Array;
+  targets?: Float32Array;
+  /** Label smoothing epsilon, default 0. */
+  eps?: number;
+  /** Mixup partners and weights (the box is ignored). */
+  mix?: NativeMix;
 }
 
 export interface NativeBinding {
   info(): NativeInfo;
+  /** Intra-op threads for every learner (applied before each step). */
   setThreads(n: number): void;
   manualSeed(seed: number): void;
   modelNames(): string[];
+  /** The Learner's loss on given logits, per sample and its mean: lets tests compare with PyTorch. */
+  lossCheck(args: NativeLossCheck): { loss: number; perSample: Float32Array };
+  /**
+   * The float NCHW images (n*3*size*size, contiguous) the model would see for `batch`: uint8 ->
+   * [0, 1], augment, lighting, (x - mean)/std, mix. Runs synchronously on the CPU; for tests and inspection.
+   */
+  prepareBatch(batch: NativeBatch, stats?: { mean: number[]; std: number[] }): Float32Array;
   Learner: new (options: NativeLearnerOptions) => NativeLearner;
 }
 
