@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: unpack the carried node + node_modules, build the
+# addon against that machine's Python torch (CUDA), run the test suite with CUDA
+# as the default device, then the GPU benchmarks. Results land in $OUT.
+# Prepare on the CPU machine first: bash scripts/prepare-gpu-carry.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT" /tmp/torchts-node/bin
+xz -dc .carry/node.xz > /tmp/torchts-node/bin/node && chmod +x /tmp/torchts-node/bin/node
+export PATH=/tmp/torchts-node/bin:$PATH
+tar -xJf .carry/node_modules.tar.xz
+tar -xJf .carry/dist.tar.xz
+node --version | tee "$OUT/versions.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/versions.txt"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/versions.txt"
+
+# Build against the Python torch (step 2 of the libtorch search order).
+export TORCHTS_PYTHON=python3
+node scripts/install.js --force > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
+grep -E "torchts: (using|building)" "$OUT/build.log"
+node -e "console.log(JSON.stringify(require('./build/Release/torchts.node').info()))" | tee "$OUT/info.json"
+
+# Tests with CUDA as the device under test; the Python peer is this machine's torch.
+export TORCHTS_TEST_DEVICE=cuda TORCHTS_TEST_PYTHON=$(command -v python3)
+npx mocha 'test/**/*.test.ts' > "$OUT/tests.log" 2>&1
+echo "tests exit $?"; grep -E "passing|failing|pending" "$OUT/tests.log"
+
+# Benchmarks: our step against PyTorch's on the same GPU.
+for bench in scripts/bench/step.ts scripts/bench/train.ts; do
+  [ -f "$bench" ] || continue
+  TORCHTS_BENCH_DEVICE=cuda timeout 240 node --import tsx "$bench" --device cuda > "$OUT/$(basename "$bench" .ts).txt" 2>&1
+  echo "== $bench (exit $?)"; tail -20 "$OUT/$(basename "$bench" .ts).txt"
+done
