@@ -1,0 +1,242 @@
+/**
+ * Weight files: our checkpoints (save/load round trip, atomic writes, clear errors on
+ * foreign files) and torch.save() state_dicts written by PyTorch in every form we
+ * accept or refuse.
+ */
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { native, NativeBatch, NativeLearner, NativeLearnerOptions } from '../../lib/native';
+import { makeTempDir, removeTempDir, runPython } from '../helpers/python';
+
+function learner(arch: string, numClasses: number, seed: number): NativeLearner {
+  const options: Partial<NativeLearnerOptions> = { arch, numClasses, device: 'cpu', seed, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
+  return new (native().Learner)(options as NativeLearnerOptions);
+}
+
+/** A deterministic batch: pixel bytes from a fixed linear congruential sequence. */
+function batch(n: number, size: number, numClasses: number, seed: number): NativeBatch {
+  const images = new Uint8Array(n * size * size * 3);
+  let state = seed >>> 0;
+  for (let i = 0; i < images.length; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    images[i] = state >>> 24;
+  }
+  const labels = Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % numClasses);
+  return { images, n, h: size, w: size, labels };
+}
+
+const HYPER = { lrs: [1e-3, 1e-3, 1e-3], mom: 0.9 };
+
+describe('native checkpoints', function () {
+  let dir: string;
+  before(function () {
+    dir = makeTempDir('torchts-ckpt-');
+  });
+  after(function () {
+    removeTempDir(dir);
+  });
+
+  describe('save / load', function () {
+    it('round trip: a fresh learner loading the file predicts identically', async function () {
+      const a = learner('xresnet18', 4, 1);
+      const b = learner('xresnet18', 4, 2);
+      const file = path.join(dir, 'round-trip.ckpt');
+      const probe = batch(3, 32, 4, 99);
+      try {
+        // Two steps: BN running statistics and optimizer moments are no longer initial values.
+        await a.trainStep(batch(4, 32, 4, 1), HYPER);
+        await a.trainStep(batch(4, 32, 4, 2), HYPER);
+        const before = await a.predict(probe);
+        assert.notDeepEqual(await b.predict(probe), before, 'different seeds must start different');
+        await a.save(file, JSON.stringify({ epoch: 3, note: 'ü' }));
+        const meta = await b.load(file);
+        assert.deepEqual(JSON.parse(meta), { epoch: 3, note: 'ü' });
+        assert.deepEqual(await b.predict(probe), before);
+      } finally {
+        a.dispose();
+        b.dispose();
+      }
+    });
+
+    it('writes atomically: no temporary file is left and a second save replaces the first', async function () {
+      const model = learner('resnet18', 3, 5);
+      const file = path.join(dir, 'atomic.ckpt');
+      try {
+        await model.save(file, 'first');
+        await model.trainStep(batch(2, 32, 3, 3), HYPER);
+        await model.save(file, 'second');
+        assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('atomic')), ['atomic.ckpt']);
+        assert.equal(await model.load(file), 'second');
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it('a failed save names the path and leaves nothing behind', async function () {
+      const model = learner('resnet18', 3, 5);
+      const file = path.join(dir, 'no-such-folder', 'x.ckpt');
+      try {
+        await assert.rejects(model.save(file, ''), (err: Error) => err.message.includes(file));
+        assert.ok(!fs.existsSync(path.dirname(file)));
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it('refuses files that are not torchts checkpoints, naming the file', async function () {
+      const model = learner('resnet18', 3, 5);
+      const garbage = path.join(dir, 'garbage.ckpt');
+      fs.writeFileSync(garbage, Buffer.from('definitely not a checkpoint'.repeat(40)));
+      try {
+        await assert.rejects(model.load(path.join(dir, 'missing.ckpt')), /missing\.ckpt/);
+        await assert.rejects(model.load(garbage), (err: Error) => /garbage\.ckpt: not a torchts checkpoint/.test(err.message));
+      } finally {
+        model.dispose();
+      }
+    });
+  });
+
+  describe('torch.save state_dict import', function () {
+    const files = {
+      ordered: 'resnet18-ordered.pth',
+      plainDict: 'resnet18-dict.pth',
+      protocol4: 'resnet18-p4.pth',
+      legacy: 'resnet18-legacy.pth',
+      nested: 'nested.pth',
+      script: 'script.pt',
+      strided: 'strided.pth',
+    };
+    before(async function () {
+      await runPython(
+        `
+import sys, collections, torch, torchvision
+out = sys.argv[1]
+torch.manual_seed(0)
+model = torchvision.models.resnet18()
+state = model.state_dict()
+assert type(state) is collections.OrderedDict
+torch.save(state, f'{out}/${files.ordered}')
+torch.save(dict(state), f'{out}/${files.plainDict}')
+torch.save(state, f'{out}/${files.protocol4}', pickle_protocol=4)
+small = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+torch.save(small.state_dict(), f'{out}/${files.legacy}', _use_new_zipfile_serialization=False)
+torch.save({'model': small.state_dict(), 'epoch': 3}, f'{out}/${files.nested}')
+torch.jit.save(torch.jit.script(small), f'{out}/${files.script}')
+# Views into shared storages, with offsets and transposed strides.
+big = torch.randn(512, 2000)
+strided = collections.OrderedDict(state)
+strided['fc.weight'] = big[:, 7:1007].t()
+strided['fc.bias'] = big[3, 1000:]
+torch.save(strided, f'{out}/${files.strided}')
+`,
+        { args: [dir] },
+      );
+    });
+
+    async function predictionAfterLoad(file: string): Promise<Float32Array> {
+      const model = learner('resnet18', 1000, 11);
+      try {
+        await model.loadTorchvision(path.join(dir, file));
+        return await model.predict(batch(2, 32, 1000, 4));
+      } finally {
+        model.dispose();
+      }
+    }
+
+    it('the OrderedDict, plain dict and pickle protocol 4 forms load to the same weights', async function () {
+      const reference = await predictionAfterLoad(files.ordered);
+      assert.deepEqual(await predictionAfterLoad(files.plainDict), reference);
+      assert.deepEqual(await predictionAfterLoad(files.protocol4), reference);
+      // Sanity: a learner with its own random weights predicts something else.
+      const other = learner('resnet18', 1000, 11);
+      try {
+        assert.notDeepEqual(await other.predict(batch(2, 32, 1000, 4)), reference);
+      } finally {
+        other.dispose();
+      }
+    });
+
+    it('rebuilds strided views of shared storages', async function () {
+      // The strided file differs from the ordered one only in the head, so outputs must differ,
+      // and Python's own view of the head must match ours: compare through a checkpoint.
+      const model = learner('resnet18', 1000, 11);
+      const ckpt = path.join(dir, 'strided.ckpt');
+      try {
+        await model.loadTorchvision(path.join(dir, files.strided));
+        await model.save(ckpt, '');
+      } finally {
+        model.dispose();
+      }
+      const verdict = await runPython(
+        `
+import sys, torch
+ours = torch.jit.load(sys.argv[1]).tensors
+theirs = torch.load(sys.argv[2])
+bad = [k for k in theirs if not torch.equal(ours[k], theirs[k])]
+print('ok' if not bad else 'differ: ' + ', '.join(bad))
+`,
+        { args: [ckpt, path.join(dir, files.strided)] },
+      );
+      assert.equal(verdict.trim(), 'ok');
+    });
+
+    const refusals: Array<[string, keyof typeof files | string, RegExp]> = [
+      ['the legacy (non-zip) format', 'legacy', /legacy torch\.save format/],
+      ['a dict holding more than tensors', 'nested', /entry 'model' is a dict, not a tensor/],
+      ['a TorchScript archive', 'script', /TorchScript/],
+      ['a missing file', 'missing.pth', /missing\.pth: cannot open/],
+    ];
+    for (const [label, which, pattern] of refusals) {
+      it(`refuses ${label} with a clear error`, async function () {
+        const file = path.join(dir, which in files ? files[which as keyof typeof files] : which);
+        const model = learner('resnet18', 1000, 1);
+        try {
+          await assert.rejects(model.loadTorchvision(file), pattern);
+        } finally {
+          model.dispose();
+        }
+      });
+    }
+
+    it('refuses truncated, empty and garbage files, and leaves the model unchanged', async function () {
+      const whole = fs.readFileSync(path.join(dir, files.ordered));
+      const cases: Array<[string, Buffer]> = [
+        ['truncated-start.pth', whole.subarray(0, 100_000)],
+        ['truncated-end.pth', whole.subarray(0, whole.length - 1000)],
+        ['empty.pth', Buffer.alloc(0)],
+        ['garbage.pth', Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 131 + 7) % 256))],
+      ];
+      const model = learner('resnet18', 1000, 3);
+      try {
+        const probe = batch(2, 32, 1000, 8);
+        const before = await model.predict(probe);
+        for (const [name, bytes] of cases) {
+          const file = path.join(dir, name);
+          fs.writeFileSync(file, bytes);
+          await assert.rejects(
+            model.loadTorchvision(file),
+            (err: Error) => err.message.includes(name) && /zip/.test(err.message),
+            name,
+          );
+        }
+        assert.deepEqual(await model.predict(probe), before);
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it('refuses a state_dict of another architecture, listing missing keys, without changing the model', async function () {
+      const model = learner('resnet34', 1000, 3);
+      try {
+        const probe = batch(1, 32, 1000, 8);
+        const before = await model.predict(probe);
+        await assert.rejects(model.loadTorchvision(path.join(dir, files.ordered)), /missing keys: layer1\.2\./);
+        assert.deepEqual(await model.predict(probe), before);
+      } finally {
+        model.dispose();
+      }
+    });
+  });
+});
