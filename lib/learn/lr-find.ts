@@ -66,7 +66,9 @@ export interface LrFindResult {
 
 /**
  * The 'valley' suggestion: the longest strictly decreasing subsequence of the
- * loss curve, and the point about two thirds of the way along it. The ends are
+ * loss curve, and the point start + floor(len/3) + floor(len/6) of it, where
+ * start = end - len (the reference's arithmetic: roughly the middle of the
+ * steep descent). The ends are
  * trimmed first as the reference does (the first 10% of numIt and the last 5
  * points are noise from the warm start and the divergence).
  */
