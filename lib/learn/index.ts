@@ -6,10 +6,9 @@
 export {
   Learner,
   Predictor,
-  IMAGENET_STATS,
   LABEL_SMOOTHING_EPS,
   type LearnerOptions,
-  type NormalizeOption,
+  type LearnerNormalize,
   type LossOption,
   type OptimizerOptions,
   type SettingsOptions,

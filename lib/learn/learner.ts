@@ -15,6 +15,7 @@ import * as path from 'path';
 import { native, type NativeBatch, type NativeLearner, type NativeMix } from '../native';
 import type { Batch, DataLoaders, LoaderSettings } from '../data/types';
 import { Random } from '../data/random';
+import { IMAGENET_STATS } from '../data/stats';
 import type { Callback, EpochRecord, FitState } from './callbacks';
 import { SmoothedLoss, valley, LR_FIND_DEFAULTS, type LrFindOptions, type LrFindResult } from './lr-find';
 import { accuracy, accuracyOf, type Metric } from './metrics';
@@ -33,11 +34,8 @@ import {
 } from './schedule';
 import { combineTta, TTA_DEFAULTS, type TtaOptions } from './tta';
 
-/** ImageNet channel statistics, in [0, 1] units. */
-export const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
-
 /** How inputs are normalised on the device: the data's stats, ImageNet's, explicit ones, or none (x/255 only). */
-export type NormalizeOption = 'data' | 'imagenet' | { mean: number[]; std: number[] } | null;
+export type LearnerNormalize = 'data' | 'imagenet' | { mean: number[]; std: number[] } | null;
 
 /** The training loss: plain cross entropy or label-smoothed cross entropy (eps default 0.1). */
 export type LossOption = 'crossEntropy' | { kind: 'labelSmoothing'; eps?: number };
@@ -68,7 +66,7 @@ export interface LearnerOptions {
   /** Mixed precision on CUDA. Default 'none'. */
   amp?: 'none' | 'bf16' | 'fp16';
   /** Default 'data' (the loaders' stats; none when they have none). */
-  normalize?: NormalizeOption;
+  normalize?: LearnerNormalize;
   /** Default 'crossEntropy'. */
   lossFn?: LossOption;
   /** Mixup or CutMix on training batches. Default none. */
@@ -966,7 +964,7 @@ function checkSettings(settings: LoaderSettings): void {
   if (!Number.isInteger(settings.bs) || settings.bs < 1) throw new Error(`bs: expected an integer >= 1, got ${settings.bs}`);
 }
 
-function resolveNormalize(option: NormalizeOption, data: DataLoaders): { mean: number[]; std: number[] } | null {
+function resolveNormalize(option: LearnerNormalize, data: DataLoaders): { mean: number[]; std: number[] } | null {
   if (option === null) return null;
   if (option === 'data') return data.stats ? { mean: [...data.stats.mean], std: [...data.stats.std] } : null;
   if (option === 'imagenet') return { mean: [...IMAGENET_STATS.mean], std: [...IMAGENET_STATS.std] };
