@@ -1,0 +1,117 @@
+/**
+ * Pieces shared by the torchts-train commands: where data comes from, the
+ * line describing libtorch and the device, the run folder, and reading a
+ * trained model's description.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { packageRoot } from '../native';
+import { UsageError, existingFolder } from './args';
+
+/** The bundled Fashion-MNIST subset (train/ and val/ image folders). */
+export function bundledDataFolder(): string {
+  return path.join(packageRoot(), 'data', 'fashion-mnist');
+}
+
+/** Dataset names fast.ai publishes (Imagenette and Imagewoof in three sizes). */
+export const DATASET_NAMES: readonly string[] = ['imagenette2', 'imagenette2-160', 'imagenette2-320', 'imagewoof2', 'imagewoof2-160', 'imagewoof2-320'];
+
+/** What `--data` resolved to. */
+export interface DataSource {
+  /** The image folder. */
+  folder: string;
+  /** The dataset name when one was given, or 'fashion-mnist (bundled)'. */
+  name?: string;
+}
+
+/**
+ * Resolves `--data`: nothing means the bundled Fashion-MNIST subset; an
+ * existing path must be a folder; a dataset name is looked up by lib/data
+ * (downloaded once into TORCHTS_HOME).
+ */
+export async function resolveData(value: unknown): Promise<DataSource> {
+  if (value === undefined) {
+    const folder = bundledDataFolder();
+    if (!fs.existsSync(folder)) throw new UsageError(`--data: the bundled dataset is missing at ${folder}; give --data FOLDER`);
+    return { folder, name: 'fashion-mnist (bundled)' };
+  }
+  if (typeof value !== 'string' || value === '') throw new UsageError('--data: expected a folder or a dataset name, got nothing');
+  if (fs.existsSync(value) || value.includes('/') || value.includes(path.sep) || value.startsWith('.')) {
+    return { folder: existingFolder('data', value) };
+  }
+  if (!DATASET_NAMES.includes(value)) {
+    throw new UsageError(`--data: ${value} is neither a folder nor a known dataset name; expected a folder or one of ${DATASET_NAMES.join(', ')}`);
+  }
+  return { folder: await datasetByName(value), name: value };
+}
+
+/** The folder of a named dataset, through lib/data's downloader when it provides one. */
+async function datasetByName(name: string): Promise<string> {
+  const data = (await import('../data')) as unknown as Record<string, unknown>;
+  for (const fn of ['untarData', 'datasetFolder', 'downloadDataset']) {
+    const candidate = data[fn];
+    if (typeof candidate === 'function') {
+      const result = await (candidate as (n: string) => Promise<string | { root?: string; folder?: string }>)(name);
+      if (typeof result === 'string') return result;
+      const folder = result?.root ?? result?.folder;
+      if (folder) return folder;
+    }
+  }
+  const { torchtsHome } = await import('../data/home');
+  const cached = path.join(torchtsHome(), 'datasets', name);
+  if (fs.existsSync(cached)) return cached;
+  throw new UsageError(`--data: ${name} is not downloaded (expected it in ${cached}) and this build cannot download datasets by name; give --data FOLDER`);
+}
+
+/** "torchts 0.1.0 | libtorch 1.13.1 (system) | device cpu | 2 threads | features ..." */
+export async function deviceLine(device: string): Promise<string> {
+  const { native } = await import('../native');
+  const info = native().info();
+  const resolved = device === 'auto' ? (info.cudaAvailable ? 'cuda' : 'cpu') : device;
+  const features = info.features.length ? ` | ${info.features.join(', ')}` : '';
+  return `torchts ${info.version} | libtorch ${info.torchVersion} (${info.libtorchSource}) | device ${resolved} | ${info.threads} threads${features}`;
+}
+
+/** What Learner.export writes next to a model (model.tsl.json). */
+export interface ModelMeta {
+  arch: string;
+  classes: string[];
+  normalize: { mean: number[]; std: number[] } | null;
+  size: number;
+}
+
+/**
+ * Finds a model for `--model`: a .tsl file written by `train` (with its .json
+ * sidecar), or a run folder (its last.tsl). Returns the file and its meta.
+ */
+export function resolveModel(value: unknown): { file: string; meta: ModelMeta; runFolder: string } {
+  if (typeof value !== 'string' || value === '') throw new UsageError('--model: expected a model file (last.tsl, best.tsl) or a run folder');
+  let file = path.resolve(value);
+  if (!fs.existsSync(file)) throw new UsageError(`--model: ${value} does not exist; expected a model file or a run folder`);
+  if (fs.statSync(file).isDirectory()) file = path.join(file, 'last.tsl');
+  const sidecar = `${file}.json`;
+  if (!fs.existsSync(file) || !fs.existsSync(sidecar)) {
+    throw new UsageError(`--model: ${value} holds no exported model (expected ${path.basename(file)} and ${path.basename(sidecar)}, as train writes)`);
+  }
+  let meta: ModelMeta;
+  try {
+    meta = JSON.parse(fs.readFileSync(sidecar, 'utf8')) as ModelMeta;
+  } catch {
+    throw new UsageError(`--model: ${sidecar} is not valid JSON; expected the model description train writes`);
+  }
+  if (typeof meta.arch !== 'string' || !Array.isArray(meta.classes)) throw new UsageError(`--model: ${sidecar} does not describe a model`);
+  return { file, meta, runFolder: path.dirname(file) };
+}
+
+/** Reads a run's config.json when there is one. */
+export function readRunConfig<T>(folder: string): T | undefined {
+  const file = path.join(folder, 'config.json');
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+/** Relative to the current folder when shorter (for messages). */
+export function shortPath(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel && !rel.startsWith('..') && rel.length < p.length ? rel : p;
+}

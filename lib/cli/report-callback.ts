@@ -1,0 +1,103 @@
+/**
+ * The callback that shows a fit and records it: a progress bar per pass, the
+ * epoch table, metrics.csv/json after every epoch, and the best model so far.
+ */
+import type { Callback, FitState } from '../learn/callbacks';
+import { EpochTable, MetricsLog, ProgressBar, type MetricsRecord, type ProgressStream } from '../report';
+
+export interface ReportCallbackOptions {
+  /** Run folder receiving metrics.csv and metrics.json. */
+  metrics: MetricsLog;
+  /** Where the bars and the table go. Default process.stdout. */
+  stream?: ProgressStream;
+  /** Draw progress bars. Default true. */
+  progress?: boolean;
+  /** Called when validation accuracy improves on every earlier epoch (the CLI exports best.tsl there). */
+  onBest?: (state: FitState, accuracy: number) => Promise<void>;
+  /** Best accuracy of a run being resumed. Default -Infinity. */
+  bestSoFar?: number;
+}
+
+/** One metrics record from an epoch record: the table's columns plus phase, size and bs. */
+export function metricsRecordOf(record: NonNullable<FitState['record']>): MetricsRecord {
+  return {
+    epoch: record.epoch,
+    train_loss: record.trainLoss,
+    valid_loss: record.validLoss,
+    ...record.metrics,
+    phase: record.phase,
+    size: record.size,
+    bs: record.bs,
+    time: Number(record.seconds.toFixed(3)),
+  };
+}
+
+export class ReportCallback implements Callback {
+  readonly name = 'ReportCallback';
+  private bar?: ProgressBar;
+  private barTraining = true;
+  private table?: EpochTable;
+  private validLossSum = 0;
+  private validCount = 0;
+  best: number;
+
+  constructor(private readonly options: ReportCallbackOptions) {
+    this.best = options.bestSoFar ?? -Infinity;
+  }
+
+  private get stream(): ProgressStream {
+    return this.options.stream ?? process.stdout;
+  }
+
+  beforeBatch(state: FitState): void {
+    if (this.options.progress === false) return;
+    if (!this.bar || this.barTraining !== state.training) {
+      this.bar?.done();
+      this.barTraining = state.training;
+      this.bar = new ProgressBar({ total: state.batchCount, label: state.training ? 'train' : 'valid', stream: this.stream });
+      // A resumed epoch starts part way through.
+      if (state.batchIndex > 0) this.bar.tick({}, state.batchIndex);
+      this.validLossSum = 0;
+      this.validCount = 0;
+    }
+  }
+
+  afterBatch(state: FitState): void {
+    if (!this.bar || !state.batch) return;
+    let loss = state.smoothLoss;
+    if (!state.training && state.loss !== undefined) {
+      this.validLossSum += state.loss * state.batch.n;
+      this.validCount += state.batch.n;
+      loss = this.validLossSum / this.validCount;
+    }
+    this.bar.tick({ items: state.batch.n, loss });
+  }
+
+  async afterEpoch(state: FitState): Promise<void> {
+    this.endBar();
+    const record = state.record;
+    if (!record) return;
+    const names = Object.keys(record.metrics);
+    this.table ??= new EpochTable({ columns: ['train_loss', 'valid_loss', ...names], write: (line) => this.stream.write(line + '\n') });
+    this.table.add({
+      epoch: record.epoch,
+      values: { train_loss: record.trainLoss, valid_loss: record.validLoss, ...record.metrics },
+      seconds: record.seconds,
+    });
+    this.options.metrics.add(metricsRecordOf(record));
+    const accuracy = record.metrics.accuracy;
+    if (accuracy !== undefined && accuracy > this.best) {
+      this.best = accuracy;
+      await this.options.onBest?.(state, accuracy);
+    }
+  }
+
+  afterFit(): void {
+    this.endBar();
+  }
+
+  private endBar(): void {
+    this.bar?.done();
+    this.bar = undefined;
+  }
+}
