@@ -53,3 +53,13 @@ export {
   type NormalizeOption,
 } from './stats';
 export { torchtsHome } from './home';
+export {
+  untarData,
+  fastaiDataset,
+  FASTAI_DATASETS,
+  DEFAULT_DATA_URL,
+  type FastaiDatasetName,
+  type UntarOptions,
+} from './download';
+export { ByteProgress, type ByteProgressOptions } from './progress';
+export { PresizeCache, datasetKey } from './cache';
