@@ -61,29 +61,16 @@ torch::Tensor prepareImages(const BatchSpec& batch, const Normalisation& norm, c
     bytes = bytes.to(options.device, /*non_blocking=*/options.pin);
   }
   // NHWC uint8 -> float; the NCHW view of NHWC memory is channels_last.
-  auto x = bytes.to(torch::kFloat).permute({0, 3, 1, 2});
-  const bool augmenting = batch.augment.has_value();
-  if (augmenting) {
-    x = x.div(255.0);
+  auto x = bytes.to(torch::kFloat).permute({0, 3, 1, 2}).div(255.0);
+  if (batch.augment) {
     x = warp(x, *batch.augment, options.device);
     x = lighting(x, *batch.augment, options.device);
-    if (!norm.mean.empty()) {
-      auto mean = torch::tensor(norm.mean, torch::kFloat).to(options.device).view({1, 3, 1, 1});
-      auto std = torch::tensor(norm.std, torch::kFloat).to(options.device).view({1, 3, 1, 1});
-      x = (x - mean) / std;
-    }
-  } else if (!norm.mean.empty()) {
-    // Fold /255 into the statistics: (x/255 - m)/s = (x - 255m) / (255s).
-    std::vector<float> mean255, std255;
-    for (size_t c = 0; c < 3; ++c) {
-      mean255.push_back(norm.mean[c] * 255.0f);
-      std255.push_back(norm.std[c] * 255.0f);
-    }
-    auto mean = torch::tensor(mean255, torch::kFloat).to(options.device).view({1, 3, 1, 1});
-    auto std = torch::tensor(std255, torch::kFloat).to(options.device).view({1, 3, 1, 1});
+  }
+  // Same arithmetic as (x/255 - mean)/std in PyTorch, so the inputs match its bit for bit.
+  if (!norm.mean.empty()) {
+    auto mean = torch::tensor(norm.mean, torch::kFloat).to(options.device).view({1, 3, 1, 1});
+    auto std = torch::tensor(norm.std, torch::kFloat).to(options.device).view({1, 3, 1, 1});
     x = (x - mean) / std;
-  } else {
-    x = x.div(255.0);
   }
   if (batch.mix) x = mixImages(x, *batch.mix);
   return x.contiguous(options.channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
