@@ -1,0 +1,86 @@
+/**
+ * Steps never block the event loop: they run on the learner's own native thread, so timers
+ * keep firing during a long step, libuv's thread pool (which sharp needs) stays free, and an
+ * idle learner does not keep the process alive.
+ */
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { native, type NativeLearner } from '../../lib/native';
+import { syntheticBatch } from '../helpers/native-batch';
+
+const root = path.resolve(__dirname, '..', '..');
+
+// Runs a TypeScript snippet in a fresh node process (so it can set UV_THREADPOOL_SIZE first).
+function child(script: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e', script], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 90_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('native Learner and the event loop', function () {
+  let learner: NativeLearner;
+  const batch = syntheticBatch({ n: 16, size: 96, classes: 4, seed: 2 });
+
+  before(function () {
+    learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: 'cpu', seed: 1 });
+  });
+  after(function () {
+    learner.dispose();
+  });
+
+  it('timers keep firing while a long step runs', async function () {
+    const ticks: number[] = [];
+    const started = performance.now();
+    const timer = setInterval(() => ticks.push(performance.now()), 5);
+    try {
+      await learner.trainStep(batch, { lrs: [1e-3], mom: 0.9 });
+    } finally {
+      clearInterval(timer);
+    }
+    const elapsed = performance.now() - started;
+    const marks = [started, ...ticks, performance.now()];
+    const longestGap = Math.max(...marks.slice(1).map((t, i) => t - marks[i]));
+    assert.ok(elapsed > 100, `the step took ${elapsed.toFixed(0)} ms: too short to tell`);
+    assert.ok(ticks.length >= 10, `only ${ticks.length} ticks in ${elapsed.toFixed(0)} ms`);
+    assert.ok(longestGap < elapsed / 2, `the event loop stalled for ${longestGap.toFixed(0)} ms of ${elapsed.toFixed(0)} ms`);
+  });
+
+  it('a step does not hold a libuv pool thread (UV_THREADPOOL_SIZE=1)', function () {
+    const result = child(
+      `
+      const crypto = require('crypto');
+      const { native } = require('./lib/native');
+      const { syntheticBatch } = require('./test/helpers/native-batch');
+      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: 'cpu' });
+      const batch = syntheticBatch({ n: 16, size: 96, classes: 4 });
+      const order = [];
+      const step = learner.trainStep(batch, { lrs: [1e-3], mom: 0.9 }).then(() => order.push('step'));
+      // Runs on the pool's only thread; it would wait for the step if the step held that thread.
+      crypto.pbkdf2('secret', 'salt', 1, 32, 'sha256', () => order.push('pool'));
+      step.then(() => { console.log(JSON.stringify(order)); learner.dispose(); });
+      `,
+      { UV_THREADPOOL_SIZE: '1' },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').pop() ?? '[]'), ['pool', 'step']);
+  });
+
+  it('an idle learner does not keep the process alive', function () {
+    const started = Date.now();
+    const result = child(`
+      const { native } = require('./lib/native');
+      const { syntheticBatch } = require('./test/helpers/native-batch');
+      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: 'cpu' });
+      learner.trainStep(syntheticBatch({ n: 2, size: 16, classes: 4 }), { lrs: [1e-3], mom: 0.9 })
+        .then((r) => console.log('loss', r.loss));
+    `);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /loss \d/);
+    assert.ok(Date.now() - started < 60_000);
+  });
+});
