@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { DecodeError, decodePresized, decodeTransformed } from '../../lib/data/decode';
+import { DecodeError, decodePresized, decodeTransformed, sniffJpeg } from '../../lib/data/decode';
 import { Random } from '../../lib/data/random';
 import { halvesImage, rawImage, removeDir, tempDir, writeImage } from '../helpers/images';
 
@@ -75,6 +75,29 @@ describe('data/decode', () => {
     assert.ok(top[0] > 180 && top[2] < 80, `top is red ${top}`);
     assert.ok(bottom[2] > 180 && bottom[0] < 80, `bottom is blue ${bottom}`);
     assert.ok(right[1] > 150, `right is green ${right}`);
+  });
+
+  it('the JS JPEG header reader agrees with sharp, and the plain-JPEG fast path gives the full pipeline\'s pixels', async () => {
+    const plain = path.join(dir, 'plain.jpg');
+    await writeImage(plain, rawImage(50, 30, (x, y) => [x * 5, y * 8, 128]), 50, 30, 'jpeg');
+    const rotated = path.join(dir, 'rot8.jpg');
+    await sharp(plain).withMetadata({ orientation: 8 }).jpeg().toFile(rotated);
+    const gray = path.join(dir, 'gray.jpg');
+    await sharp(plain).toColourspace('b-w').jpeg().toFile(gray);
+    const progressive = path.join(dir, 'prog.jpg');
+    await sharp(plain).jpeg({ progressive: true }).toFile(progressive);
+    for (const [file, orientation, components] of [[plain, 1, 3], [rotated, 8, 3], [gray, 1, 1], [progressive, 1, 3]] as const) {
+      const h = sniffJpeg(fs.readFileSync(file));
+      const m = await sharp(file).metadata();
+      assert.ok(h, file);
+      assert.deepEqual([h.width, h.height, h.orientation, h.components, h.precision], [m.width, m.height, m.orientation ?? 1, components, 8], file);
+    }
+    assert.equal(sniffJpeg(Buffer.from('not a jpeg')), null);
+    const fast = await decodePresized(plain, 24);
+    const full = await decodeTransformed(plain, { transform: { type: 'resize', method: 'squish' }, flip: false, size: 24, rng: null });
+    assert.deepEqual(fast.pixels, full.pixels);
+    assert.equal(fast.aspect, 50 / 30);
+    assert.equal((await decodePresized(rotated, 24)).aspect, 30 / 50, 'orientation 8 swaps the axes');
   });
 
   it('zero-byte, truncated and non-image files fail with a DecodeError naming the file', async () => {

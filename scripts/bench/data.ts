@@ -1,0 +1,194 @@
+/**
+ * Data-pipeline benchmark (not a test): decode + random-resized crop + flip +
+ * collate into uint8 batches, ours against torchvision ImageFolder + PIL
+ * DataLoader on the same JPEG files and the same machine.
+ *
+ *   npx tsx scripts/bench/data.ts [--images 2000] [--size 128] [--bs 64] [--photos DIR]
+ *
+ * The files: Imagenette-160-like JPEGs (short side 160, quality 90) made from
+ * the real photographs that installed Debian packages ship (/usr/share, and
+ * python3-skimage's sample photos). There are few such photos, so each is
+ * cropped at many random boxes and aspect ratios into 160 px variants.
+ *
+ * What "ours" measures: the default path does decode + presize on the CPU and
+ * turns crop and flip into per-image matrices (the grid sample itself runs on
+ * the device during the training step and is not timed here). The 'sharp'
+ * path does the crop and flip on the CPU like torchvision does.
+ */
+import '../../lib/data/threads';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import sharp from 'sharp';
+import { imageFolder, type ImageFolderOptions } from '../../lib/data/loader';
+import { coreCount, threadPoolSize } from '../../lib/data/threads';
+import { Random } from '../../lib/data/random';
+import { torchtsHome } from '../../lib/data/home';
+
+interface Args {
+  images: number;
+  size: number;
+  bs: number;
+  photos: string | null;
+  classes: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { images: 2000, size: 128, bs: 64, photos: null, classes: 10 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, '');
+    const value = argv[i + 1];
+    if (key === 'photos') args.photos = value;
+    else if (key in args) (args as unknown as Record<string, number>)[key] = Number(value);
+    else throw new Error(`bench/data: unknown option ${argv[i]} (expected --images --size --bs --photos --classes)`);
+  }
+  return args;
+}
+
+const PHOTO_DIRS = ['/usr/share', '/usr/lib/python3/dist-packages/skimage/data'];
+/** Sample images that are photographs (skimage also ships drawings, text and microscopy). */
+const SKIMAGE_PHOTOS = ['astronaut.png', 'chelsea.png', 'coffee.png', 'motorcycle_left.png', 'motorcycle_right.png', 'rocket.jpg', 'hubble_deep_field.jpg', 'retina.jpg', 'grass.png', 'gravel.png', 'brick.png'];
+
+function findPhotos(extra: string | null): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory() && depth < 8) walk(p, depth + 1);
+      else if (e.isFile() && /\.jpe?g$/i.test(e.name) && fs.statSync(p).size > 40_000) found.push(p);
+    }
+  };
+  if (extra) walk(extra, 0);
+  walk(PHOTO_DIRS[0], 0);
+  for (const name of SKIMAGE_PHOTOS) {
+    const p = path.join(PHOTO_DIRS[1], name);
+    if (fs.existsSync(p)) found.push(p);
+  }
+  return found;
+}
+
+/** Builds (once) a folder of 160-px JPEG variants of the photos. */
+async function buildFolder(args: Args): Promise<string> {
+  const root = path.join(torchtsHome(), 'bench', `photos160-${args.images}`);
+  const done = path.join(root, '.complete');
+  if (fs.existsSync(done)) return root;
+  const photos = findPhotos(args.photos);
+  if (photos.length === 0) throw new Error('bench/data: no photographs found; install python3-skimage or pass --photos DIR');
+  console.log(`building ${args.images} 160-px JPEG variants from ${photos.length} photos into ${root}`);
+  const rng = Random.stream(0, 'bench-photos');
+  for (let i = 0; i < args.images; i++) {
+    const src = photos[i % photos.length];
+    const meta = await sharp(src).metadata();
+    const W = meta.width!;
+    const H = meta.height!;
+    const aspect = Math.exp(rng.uniform(Math.log(3 / 4), Math.log(16 / 9)));
+    const area = rng.uniform(0.3, 1) * W * H;
+    const cw = Math.min(W, Math.round(Math.sqrt(area * aspect)));
+    const ch = Math.min(H, Math.round(Math.sqrt(area / aspect)));
+    const left = rng.int(0, W - cw + 1);
+    const top = rng.int(0, H - ch + 1);
+    const short = 160;
+    const [w, h] = cw >= ch ? [Math.round((short * cw) / ch), short] : [short, Math.round((short * ch) / cw)];
+    const file = path.join(root, 'train', `c${i % args.classes}`, `img${i}.jpg`);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    await sharp(src).extract({ left, top, width: cw, height: ch }).resize(w, h, { fit: 'fill' }).flop(rng.bernoulli(0.5)).removeAlpha().jpeg({ quality: 90 }).toFile(file);
+  }
+  fs.writeFileSync(done, '');
+  return root;
+}
+
+function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+async function timeIt(fn: () => Promise<number>): Promise<number> {
+  const start = process.hrtime.bigint();
+  const n = await fn();
+  return n / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+/** sharp decode-only from files, as many in flight as the pool has threads (x2 to keep it fed). */
+async function decodeOnly(files: string[]): Promise<number> {
+  return timeIt(async () => {
+    let next = 0;
+    const worker = async () => {
+      while (next < files.length) {
+        const f = files[next++];
+        await sharp(await fs.promises.readFile(f)).raw().toBuffer();
+      }
+    };
+    await Promise.all(Array.from({ length: threadPoolSize() * 2 }, worker));
+    return files.length;
+  });
+}
+
+async function pass(root: string, options: ImageFolderOptions, args: Args, epoch: number): Promise<number> {
+  const dls = await imageFolder(root, { normalize: 'none', validPct: 0, ...options });
+  try {
+    return await timeIt(async () => {
+      let n = 0;
+      for await (const b of dls.train({ size: args.size, bs: args.bs }, epoch)) n += b.n;
+      return n;
+    });
+  } finally {
+    await dls.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const root = await buildFolder(args);
+  const files = listFiles(path.join(root, 'train'));
+  for (const f of files) fs.readFileSync(f); // warm the page cache for everyone
+  const cores = coreCount();
+  console.log(`${files.length} JPEGs, size ${args.size}, bs ${args.bs}, ${cores} cores, UV_THREADPOOL_SIZE ${threadPoolSize()}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})`);
+
+  const decode = await decodeOnly(files);
+  const first = await pass(root, {}, args, 0);
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchts-bench-cache-'));
+  let filling: number;
+  let cached: number;
+  try {
+    filling = await pass(root, { cache: cacheDir }, args, 0);
+    cached = await pass(root, { cache: cacheDir }, args, 1);
+  } finally {
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+  const sharpPath = await pass(root, { itemTransforms: 'sharp' }, args, 0);
+
+  const peerScript = path.join(__dirname, 'data_peer.py');
+  const peer = spawnSync('/usr/bin/python3', [peerScript, path.join(root, 'train'), '--size', String(args.size), '--bs', String(args.bs), '--workers', '0', String(cores)], { encoding: 'utf8' });
+  if (peer.status !== 0) throw new Error(`bench/data: peer failed:\n${peer.stderr}`);
+  const p = JSON.parse(peer.stdout.trim().split('\n').pop()!) as { torch: string; torchvision: string; pil_decode_1core: number; loader: Record<string, { img_per_s: number }> };
+  const tv0 = p.loader['0'].img_per_s;
+  const tvN = p.loader[String(cores)].img_per_s;
+
+  const rows: [string, number][] = [
+    [`sharp decode only (ceiling, ${threadPoolSize()} pool threads)`, decode],
+    ['ours, default (presize + device matrices), 1st epoch', first],
+    ['ours, cache: true, 1st epoch (decodes and fills)', filling],
+    ['ours, cache: true, later epoch', cached],
+    ['ours, itemTransforms sharp (CPU crop+flip), 1st epoch', sharpPath],
+    [`PIL decode only, 1 core (torch ${p.torch}, torchvision ${p.torchvision})`, p.pil_decode_1core],
+    ['torchvision DataLoader, num_workers 0', tv0],
+    [`torchvision DataLoader, num_workers ${cores}`, tvN],
+  ];
+  console.log('');
+  for (const [name, rate] of rows) console.log(`${name.padEnd(66)} ${rate.toFixed(0).padStart(7)} img/s`);
+  console.log('');
+  console.log(`ratio default 1st epoch / torchvision ${cores} workers: ${(first / tvN).toFixed(2)}x (target >= 1.0x)`);
+  console.log(`ratio cached later epoch / torchvision ${cores} workers: ${(cached / tvN).toFixed(2)}x (target >= 5x)`);
+  console.log(`ratio sharp decode-only ceiling / torchvision ${cores} workers: ${(decode / tvN).toFixed(2)}x`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
