@@ -43,7 +43,7 @@ export {
   type SharpItemTransform,
   type TransformRequest,
 } from './decode';
-export { ImageDataLoaders, imageFolder, fromFolder, defaultPresize, DEFAULT_AUGMENT, type ImageFolderOptions } from './loader';
+export { ImageDataLoaders, ImageLoader, imageFolder, fromFolder, defaultPresize, DEFAULT_AUGMENT, type ImageFolderOptions } from './loader';
 export {
   IMAGENET_STATS,
   ChannelAccumulator,

@@ -148,18 +148,18 @@ export class ImageDataLoaders implements DataLoaders {
     checkSettings(settings);
     if (!Number.isInteger(epoch) || epoch < 0) throw new Error(`loader: epoch must be a non-negative integer, got ${epoch}`);
     const order = Random.stream(this.seed, 'train', epoch, 'shuffle').permutation(this.trainItems.length);
-    return new ImagePass(this, 'train', Array.from(order), settings, true, ['train', epoch]);
+    return new ImageLoader(this, 'train', Array.from(order), settings, true, ['train', epoch]);
   }
 
   valid(settings: LoaderSettings): DataLoader {
     checkSettings(settings);
-    return new ImagePass(this, 'valid', this.validIndices(), settings, false, ['valid']);
+    return new ImageLoader(this, 'valid', this.validIndices(), settings, false, ['valid']);
   }
 
   validAugmented(settings: LoaderSettings, pass: number): DataLoader {
     checkSettings(settings);
     if (!Number.isInteger(pass) || pass < 0) throw new Error(`loader: pass must be a non-negative integer, got ${pass}`);
-    return new ImagePass(this, 'tta', this.validIndices(), settings, false, ['tta', pass]);
+    return new ImageLoader(this, 'tta', this.validIndices(), settings, false, ['tta', pass]);
   }
 
   private validIndices(): number[] {
@@ -197,7 +197,7 @@ export class ImageDataLoaders implements DataLoaders {
     this.caches.clear();
   }
 
-  // -- used by ImagePass -----------------------------------------------------
+  // -- used by ImageLoader -----------------------------------------------------
 
   get failOn(): FailOn {
     return this.options.failOn ?? 'warning';
@@ -246,12 +246,13 @@ export class ImageDataLoaders implements DataLoaders {
 }
 
 /** One pass over a split: a DataLoader. */
-class ImagePass implements DataLoader {
+export class ImageLoader implements DataLoader {
   readonly length: number;
   readonly itemCount: number;
   readonly batchSize: number;
   readonly size: number;
   private skippedFiles: SkippedFile[] = [];
+  private started = 0;
 
   constructor(
     private readonly owner: ImageDataLoaders,
@@ -271,14 +272,21 @@ class ImagePass implements DataLoader {
     return this.skippedFiles;
   }
 
+  /** Batches whose decoding has started in the current pass (at most the consumed ones + prefetch). */
+  get batchesStarted(): number {
+    return this.started;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
     this.skippedFiles = [];
+    this.started = 0;
     const depth = this.owner.options.prefetch ?? 2;
     const pending: Promise<Batch | null>[] = [];
     let next = 0;
     const fill = () => {
       while (pending.length < depth && next < this.length) {
         const p = this.makeBatch(next++);
+        this.started++;
         // Observed here so an early stop by the consumer leaves no unhandled rejection.
         p.catch(() => undefined);
         pending.push(p);

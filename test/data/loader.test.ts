@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { imageFolder, type ImageFolderOptions } from '../../lib/data/loader';
+import { imageFolder, ImageLoader, type ImageFolderOptions } from '../../lib/data/loader';
 import { normalizedBatchStats, IMAGENET_STATS } from '../../lib/data/stats';
 import type { Batch, DataLoader } from '../../lib/data/types';
 import { CLASS_COLOURS, removeDir, tempDir, writeClassFolder } from '../helpers/images';
@@ -153,6 +153,20 @@ describe('data/loader', () => {
     assert.equal(lines.filter((l) => l.includes(`skipping ${zero}`)).length, 1);
     const strict = await imageFolder(badRoot, { validPct: 0, strict: true, log: () => undefined });
     await assert.rejects(collect(strict.train({ size: 8, bs: 11 }, 0)), /strict: cannot use .*(zero|text|trunc)/);
+  });
+
+  it('prefetch bounds the work ahead of a stalled consumer', async () => {
+    const dls = await imageFolder(root, base({ prefetch: 2 }));
+    const loader = dls.train({ size: 16, bs: 2 }, 0) as ImageLoader;
+    assert.equal(loader.length, 8);
+    const it = loader[Symbol.asyncIterator]();
+    await it.next();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(loader.batchesStarted, 3, 'the consumed batch plus two ahead');
+    await it.next();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(loader.batchesStarted, 4);
+    await it.return!(undefined);
   });
 
   it('per-image sharp transforms: final-size bytes, deterministic, device does the rest', async () => {
