@@ -1,0 +1,105 @@
+/**
+ * Training-step benchmark (not a test): our native Learner's trainStep against the same step
+ * in PyTorch (scripts/bench/step_peer.py, /usr/bin/python3, the same libtorch build), on the
+ * CPU with the same thread count. Prints both median step times and the ratio (ours / PyTorch).
+ *
+ *   npx tsx scripts/bench/step.ts [--warmup 2] [--steps 5] [--bs 32] [--threads N]
+ *
+ * The step on both sides: uint8 NHWC batch -> float -> (x/255 - mean)/std -> forward -> cross
+ * entropy -> backward -> AdamW. Each configuration runs ours, then the peer, back to back, so a
+ * change in machine load hits both alike.
+ */
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { native } from '../../lib/native';
+
+interface Args {
+  warmup: number;
+  steps: number;
+  bs: number;
+  threads: number;
+}
+
+const PEER_PYTHON = process.env.TORCHTS_PYTHON ?? '/usr/bin/python3';
+const CONFIGS: [string, number][] = [
+  ['resnet18', 64],
+  ['resnet18', 128],
+  ['xresnet18', 64],
+  ['xresnet18', 128],
+];
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { warmup: 2, steps: 5, bs: 32, threads: native().info().threads };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, '');
+    if (!(key in args)) throw new Error(`bench/step: unknown option ${argv[i]} (expected --warmup --steps --bs --threads)`);
+    (args as unknown as Record<string, number>)[key] = Number(argv[i + 1]);
+  }
+  return args;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+async function ours(arch: string, size: number, args: Args): Promise<{ ms: number; params: number }> {
+  const binding = native();
+  binding.setThreads(args.threads);
+  const learner = new binding.Learner({
+    arch,
+    numClasses: 10,
+    device: 'cpu',
+    mean: [0.485, 0.456, 0.406],
+    std: [0.229, 0.224, 0.225],
+    seed: 0,
+  });
+  try {
+    const n = args.bs;
+    const images = new Uint8Array(n * size * size * 3);
+    for (let i = 0; i < images.length; i++) images[i] = (i * 2654435761) >>> 24;
+    const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
+    const times: number[] = [];
+    for (let i = 0; i < args.warmup + args.steps; i++) {
+      const start = process.hrtime.bigint();
+      await learner.trainStep({ images, n, h: size, w: size, labels }, { lrs: [1e-3], mom: 0.9 });
+      if (i >= args.warmup) times.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    const params = learner.parameters().reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+    return { ms: median(times), params };
+  } finally {
+    learner.dispose();
+  }
+}
+
+function peer(arch: string, size: number, args: Args): { ms: number; params: number; threads: number } {
+  const script = path.join(__dirname, 'step_peer.py');
+  const argv = [script, arch, size, args.bs, args.threads, args.warmup, args.steps].map(String);
+  const result = spawnSync(PEER_PYTHON, argv, { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`step_peer.py failed: ${result.stderr}`);
+  const lines = result.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const info = native().info();
+  console.log(
+    `training step, CPU, batch ${args.bs}, ${args.threads} threads, median of ${args.steps} steps after ${args.warmup} warm-up; libtorch ${info.torchVersion}`,
+  );
+  console.log('arch        size   torchts ms   pytorch ms   ratio');
+  for (const [arch, size] of CONFIGS) {
+    const a = await ours(arch, size, args);
+    const b = peer(arch, size, args);
+    const note = a.params === b.params ? '' : `  (parameter counts differ: ${a.params} vs ${b.params})`;
+    console.log(
+      `${arch.padEnd(11)} ${String(size).padStart(4)} ${a.ms.toFixed(0).padStart(12)} ${b.ms.toFixed(0).padStart(12)} ${(a.ms / b.ms).toFixed(2).padStart(7)}x${note}`,
+    );
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

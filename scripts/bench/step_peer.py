@@ -1,0 +1,90 @@
+"""PyTorch peer of scripts/bench/step.ts: the same training step in Python on the same libtorch.
+
+    /usr/bin/python3 scripts/bench/step_peer.py ARCH SIZE BATCH THREADS WARMUP STEPS
+
+uint8 NHWC batch -> float /255 -> (x - mean)/std -> model -> cross entropy -> backward ->
+AdamW (betas 0.9/0.99, eps 1e-5, wd 0.01 on weights, none on 1-D parameters). Prints one JSON
+line: the median step time in ms and the parameter count (to confirm the same model).
+xresnet18 is written out here after fastai's design (fastai is not installed).
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+
+def conv_bn(cin, cout, stride=1, relu=True, zero_bn=False):
+    bn = nn.BatchNorm2d(cout)
+    nn.init.constant_(bn.weight, 0.0 if zero_bn else 1.0)
+    layers = [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), bn]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.convs = nn.Sequential(conv_bn(cin, cout, stride), conv_bn(cout, cout, relu=False, zero_bn=True))
+        shortcut = []
+        if stride != 1:
+            shortcut.append(nn.AvgPool2d(2, ceil_mode=True))
+        if cin != cout:
+            shortcut += [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.shortcut = nn.Sequential(*shortcut)
+
+    def forward(self, x):
+        return F.relu(self.convs(x) + self.shortcut(x))
+
+
+def xresnet18(classes):
+    layers = [conv_bn(3, 32, 2), conv_bn(32, 32), conv_bn(32, 64), nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for i, width in enumerate([64, 128, 256, 512]):
+        for j in range(2):
+            layers.append(Block(cin, width, 2 if (i > 0 and j == 0) else 1))
+            cin = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes)]
+    model = nn.Sequential(*layers)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight)
+    return model
+
+
+def main():
+    arch, size, batch, threads, warmup, steps = sys.argv[1], *map(int, sys.argv[2:7])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    classes = 10
+    model = torchvision.models.resnet18(num_classes=classes) if arch == 'resnet18' else xresnet18(classes)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.01}, {'params': no_decay, 'weight_decay': 0.0}],
+                            lr=1e-3, betas=(0.9, 0.99), eps=1e-5)
+    images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
+    labels = torch.arange(batch) % classes
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    model.train()
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        x = (images.permute(0, 3, 1, 2).float() / 255 - mean) / std
+        loss = F.cross_entropy(model(x.contiguous()), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({'ms': statistics.median(times), 'params': params, 'threads': torch.get_num_threads()}))
+
+
+main()
