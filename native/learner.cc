@@ -3,6 +3,8 @@
 #include <cmath>
 #include <sstream>
 
+#include <c10/core/DeviceGuard.h>
+
 #include "losses.h"
 
 namespace torchts {
@@ -133,6 +135,7 @@ bool LearnerCore::unscaleGradients() {
 }
 
 double LearnerCore::trainStep(const BatchSpec& batch, const Hyper& hyper) {
+  c10::DeviceGuard deviceGuard(options_.device);  // the current CUDA device of this thread, for cuda:N
   applyHyper(hyper);
   model_->train();
   auto x = inputs(batch);
@@ -166,6 +169,7 @@ double LearnerCore::trainStep(const BatchSpec& batch, const Hyper& hyper) {
 }
 
 EvalResult LearnerCore::evalStep(const BatchSpec& batch, bool wantProbs) {
+  c10::DeviceGuard deviceGuard(options_.device);
   torch::NoGradGuard noGrad;
   model_->eval();
   auto logits = forward(inputs(batch)).to(torch::kFloat);
@@ -180,6 +184,7 @@ EvalResult LearnerCore::evalStep(const BatchSpec& batch, bool wantProbs) {
 }
 
 torch::Tensor LearnerCore::predict(const BatchSpec& batch) {
+  c10::DeviceGuard deviceGuard(options_.device);
   torch::NoGradGuard noGrad;
   model_->eval();
   auto logits = forward(inputs(batch)).to(torch::kFloat);
@@ -209,7 +214,7 @@ NamedTensors LearnerCore::optimizerState() const {
   NamedTensors out;
   auto& state = optimizer_->state();
   for (const auto& item : model_->named_parameters()) {
-    auto found = state.find(compat::optimizerStateKey(item.value()));
+    auto found = state.find(compat::optimizerStateKey(state, item.value()));
     if (found == state.end()) continue;
     const std::string prefix = kOptPrefix + item.key() + ".";
     if (options_.optimizer == OptimizerKind::AdamW) {
@@ -244,13 +249,13 @@ void LearnerCore::restoreOptimizerState(const NamedTensors& tensors) {
       s->step(step.item<int64_t>());
       s->exp_avg(like(avg));
       s->exp_avg_sq(like(sq));
-      state[compat::optimizerStateKey(p)] = std::move(s);
+      state[compat::optimizerStateKey(state, p)] = std::move(s);
     } else {
       auto buffer = get(prefix + "momentum_buffer");
       if (!buffer.defined()) continue;
       auto s = std::make_unique<torch::optim::SGDParamState>();
       s->momentum_buffer(like(buffer));
-      state[compat::optimizerStateKey(p)] = std::move(s);
+      state[compat::optimizerStateKey(state, p)] = std::move(s);
     }
   }
 }

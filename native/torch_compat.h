@@ -7,6 +7,7 @@
 
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #if TORCH_VERSION_MAJOR >= 2
 #define TORCHTS_TORCH2 1
@@ -36,12 +37,19 @@ inline void setCudaAutocast(bool enabled, at::ScalarType dtype) {
   if (!enabled) at::autocast::clear_cache();
 }
 
-// The key torch::optim::Optimizer uses for a parameter in its state map: the address of
-// the parameter's TensorImpl as an ostream prints it (c10::guts::to_string in 1.13 and 2.x).
-inline std::string optimizerStateKey(const torch::Tensor& param) {
-  std::ostringstream key;
-  key << param.unsafeGetTensorImpl();
-  return key.str();
+// The key torch::optim::Optimizer uses for a parameter in its state map: the parameter's
+// TensorImpl address, printed as a string in 1.13 and early 2.x, the raw pointer in later 2.x.
+// Deduced from the map's key type, so no version number has to be guessed.
+template <typename StateMap>
+typename StateMap::key_type optimizerStateKey(const StateMap&, const torch::Tensor& param) {
+  using Key = typename StateMap::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;
+    key << param.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return static_cast<Key>(param.unsafeGetTensorImpl());
+  }
 }
 
 // Copies host memory into page-locked memory so a later non_blocking copy to CUDA overlaps.
