@@ -70,6 +70,31 @@ describe('native Learner and the event loop', function () {
     assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').pop() ?? '[]'), ['pool', 'step']);
   });
 
+  it('threads default to the CPUs the process may use; TORCHTS_THREADS and setThreads override', function () {
+    const script = `
+      const { native } = require('./lib/native');
+      const os = require('os');
+      const before = native().info().threads;
+      native().setThreads(1);
+      console.log(JSON.stringify({ before, after: native().info().threads, cpus: os.availableParallelism() }));
+    `;
+    const plain = child(script, { TORCHTS_THREADS: '' });
+    assert.equal(plain.status, 0, plain.stderr);
+    const a = JSON.parse(plain.stdout.trim().split('\n').pop() ?? '{}');
+    assert.equal(a.before, a.cpus);
+    assert.equal(a.after, 1);
+    const set = child(script, { TORCHTS_THREADS: '3' });
+    assert.equal(JSON.parse(set.stdout.trim().split('\n').pop() ?? '{}').before, 3);
+  });
+
+  it('info() reports the libtorch build', function () {
+    const info = native().info();
+    assert.match(info.torchVersion, /^\d+\.\d+/);
+    assert.equal(typeof info.cudaAvailable, 'boolean');
+    assert.ok(info.cudaDeviceCount >= 0 && info.threads >= 1);
+    assert.ok(Array.isArray(info.features));
+  });
+
   it('an idle learner does not keep the process alive', function () {
     const started = Date.now();
     const result = child(`
