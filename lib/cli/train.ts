@@ -4,7 +4,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import type { AugmentOptions } from '../data/augment';
 import { listImageFolder } from '../data/folder';
+import { DEFAULT_AUGMENT } from '../data/loader';
 import type { FitState } from '../learn/callbacks';
 import type { FitResult, Learner } from '../learn/learner';
 import { MetricsLog, writeJson, writeRunCharts, type EpochPoint, type ProgressStream, type StepRecord } from '../report';
@@ -27,6 +29,19 @@ import { deviceLine, readRunConfig, resolveData, shortPath } from './common';
 import { ReportCallback } from './report-callback';
 
 export type NormalizeFlag = 'imagenet' | 'dataset' | 'none';
+export type AugmentFlag = 'full' | 'light' | 'none';
+export const AUGMENT_CHOICES: readonly AugmentFlag[] = ['full', 'light', 'none'];
+
+/**
+ * Training augmentation on the device. full: the article's aug_transforms
+ * (flip, rotate, zoom, warp, lighting, crop scale >= 0.75); light: flip and a
+ * small zoom only, which suits tiny images trained for a few epochs; none.
+ */
+export function augmentOptions(flag: AugmentFlag): AugmentOptions | false {
+  if (flag === 'none') return false;
+  if (flag === 'light') return { maxRotate: 0, maxWarp: 0, maxLighting: 0, minZoom: 1, maxZoom: 1.1 };
+  return { ...DEFAULT_AUGMENT };
+}
 export const NORMALIZE_CHOICES: readonly NormalizeFlag[] = ['imagenet', 'dataset', 'none'];
 export const AMP_CHOICES = ['none', 'bf16', 'fp16'] as const;
 
@@ -39,11 +54,14 @@ export const TRAIN_DEFAULTS = {
   arch: 'xresnet18',
   epochs: 4,
   lr: 3e-3,
-  bs: 64,
+  bs: 32,
   /** 28 for the bundled data (its native size); 128 for any other dataset. */
   size: 28,
   otherSize: 128,
   normalize: 'dataset' as NormalizeFlag,
+  /** light for the bundled data, full (the article's) for any other. */
+  augment: 'light' as AugmentFlag,
+  otherAugment: 'full' as AugmentFlag,
   seed: 42,
   device: 'auto',
   mixupAlpha: 0.4,
@@ -64,6 +82,7 @@ export interface TrainConfig {
   /** Progressive resizing; when set, `epochs` and `size` are those of the phases. */
   phases: PhaseSpec[] | null;
   normalize: NormalizeFlag;
+  augment: AugmentFlag;
   mixup: number | null;
   cutmix: number | null;
   labelSmoothing: number | null;
@@ -86,6 +105,7 @@ export interface TrainFlags {
   size?: unknown;
   phases?: unknown;
   normalize?: unknown;
+  augment?: unknown;
   mixup?: unknown;
   cutmix?: unknown;
   labelSmoothing?: unknown;
@@ -129,7 +149,9 @@ export async function trainConfigFrom(flags: TrainFlags): Promise<TrainConfig> {
   const source = await resolveData(flags.data);
   checkDataset(source.folder, seed);
   await checkArch(arch);
-  const size = phases ? phases[phases.length - 1].size : (sizeFlag ?? (source.name?.startsWith('fashion-mnist') ? TRAIN_DEFAULTS.size : TRAIN_DEFAULTS.otherSize));
+  const bundled = source.name?.startsWith('fashion-mnist') ?? false;
+  const size = phases ? phases[phases.length - 1].size : (sizeFlag ?? (bundled ? TRAIN_DEFAULTS.size : TRAIN_DEFAULTS.otherSize));
+  const augment = flags.augment === undefined ? (bundled ? TRAIN_DEFAULTS.augment : TRAIN_DEFAULTS.otherAugment) : oneOf('augment', flags.augment, AUGMENT_CHOICES);
   return {
     command: 'train',
     data: source.folder,
@@ -141,6 +163,7 @@ export async function trainConfigFrom(flags: TrainFlags): Promise<TrainConfig> {
     size,
     phases,
     normalize,
+    augment,
     mixup,
     cutmix,
     labelSmoothing,
@@ -234,7 +257,12 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
   if (options.deviceLine ?? true) say(await deviceLine(config.device));
   const file = (name: string) => path.join(config.out, name);
 
-  const data = await imageFolder(config.data, { seed: config.seed, normalize: config.normalize, log: (line) => process.stderr.write(line + '\n') });
+  const data = await imageFolder(config.data, {
+    seed: config.seed,
+    normalize: config.normalize,
+    augment: augmentOptions(config.augment ?? 'full'),
+    log: (line) => process.stderr.write(line + '\n'),
+  });
   const previous = options.resume ? MetricsLog.read(config.out) : [];
   const metrics = new MetricsLog(config.out, previous);
   let learner: Learner | undefined;
@@ -308,6 +336,7 @@ function describeSchedule(config: TrainConfig): string {
     `lr ${config.lr}`,
     `bs ${config.bs}`,
     `normalize ${config.normalize}`,
+    `augment ${config.augment}`,
     config.mixup !== null ? `mixup ${config.mixup}` : '',
     config.cutmix !== null ? `cutmix ${config.cutmix}` : '',
     config.labelSmoothing !== null ? `label smoothing ${config.labelSmoothing}` : '',

@@ -1,0 +1,241 @@
+/**
+ * torchts-train end to end: the CLI as a child process in a temporary folder,
+ * on a tiny real dataset (4 Fashion-MNIST classes from Debian's idx files),
+ * with the real addon and real sharp.
+ */
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import sharp from 'sharp';
+import { makeFashionMnistFolder } from '../../scripts/fashion-mnist';
+import { parseCsv } from '../../lib/report/logs';
+import { runCli, startCli, tempDir, waitForOutput, type CliResult } from './run-cli';
+
+const KEEP = ['Bag', 'Sneaker', 'T-shirt_top', 'Trouser'];
+/** Small and fast: 96 training and 32 validation images, 16 px, batches of 16. */
+const TINY = ['--arch', 'xresnet18', '--size', '16', '--bs', '16', '--seed', '7', '--device', 'cpu'];
+
+function lines(text: string): string[] {
+  return text.split('\n').filter((l) => l.trim() !== '');
+}
+
+function explain(r: CliResult): string {
+  return `exit ${r.code} (${r.signal})\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+async function assertImage(file: string, format: 'svg' | 'png'): Promise<void> {
+  const meta = await sharp(file).metadata();
+  assert.equal(meta.format, format, file);
+  assert.ok((meta.width ?? 0) > 100 && (meta.height ?? 0) > 100, `${file} has a sensible size`);
+}
+
+describe('torchts-train (CLI, end to end)', function () {
+  this.timeout(180_000);
+  let tmp: ReturnType<typeof tempDir>;
+  let data: string;
+  let run: string;
+  let trained: CliResult;
+
+  before(async () => {
+    tmp = tempDir('torchts-cli-');
+    data = path.join(tmp.dir, 'tiny');
+    await makeFashionMnistFolder(data, { trainPerClass: 24, validPerClass: 8, seed: 1 });
+    for (const split of ['train', 'val']) {
+      for (const c of fs.readdirSync(path.join(data, split))) {
+        if (!KEEP.includes(c)) fs.rmSync(path.join(data, split, c), { recursive: true });
+      }
+    }
+    run = path.join(tmp.dir, 'run');
+    trained = await runCli(['--data', data, ...TINY, '--epochs', '2', '--tta', '--out', run], tmp.dir);
+  });
+  after(() => tmp.remove());
+
+  describe('train', () => {
+    it('exits 0 and prints the device line, the epoch table and a summary', () => {
+      assert.equal(trained.code, 0, explain(trained));
+      const out = lines(trained.stdout);
+      assert.match(out[0], /^torchts .* \| libtorch \d+\.\d+\.\d+ .*\| device cpu \|/);
+      const header = out.findIndex((l) => l === 'epoch  train_loss  valid_loss  accuracy  time');
+      assert.ok(header > 0, trained.stdout);
+      const rows = out.filter((l) => /^\d+\s{2,}\d+\.\d{6}\s+\d+\.\d{6}\s+\d\.\d{6}\s+\d\d:\d\d$/.test(l));
+      assert.deepEqual(rows.map((r) => r.split(/\s+/)[0]), ['0', '1']);
+      assert.match(trained.stdout, /accuracy \d\.\d{4} \| with TTA \d\.\d{4} \| valid loss/);
+      assert.ok(trained.stdout.includes(`run folder: `));
+      assert.ok(trained.stdout.includes('resume') === false);
+    });
+
+    it('shows plain progress lines (not a terminal): pass, percent, i/N, img/s, elapsed<remaining, loss', () => {
+      assert.doesNotMatch(trained.stdout, /\r/);
+      assert.match(trained.stdout, /^train 100% 6\/6 \d+(\.\d)? img\/s \d\d:\d\d<00:00 loss \d+\.\d{4}$/m);
+      assert.match(trained.stdout, /^valid 100% 2\/2 .* loss \d+\.\d{4}$/m);
+    });
+
+    it('writes config, per-epoch metrics, checkpoints, results and charts', async () => {
+      const config = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
+      assert.equal(config.arch, 'xresnet18');
+      assert.equal(config.epochs, 2);
+      assert.equal(config.size, 16);
+      assert.equal(config.data, data);
+      const metrics = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+      assert.equal(metrics.length, 2);
+      for (const m of metrics) {
+        assert.ok(m.train_loss > 0 && m.valid_loss > 0 && m.accuracy >= 0 && m.accuracy <= 1 && m.time > 0, JSON.stringify(m));
+      }
+      const csv = parseCsv(fs.readFileSync(path.join(run, 'metrics.csv'), 'utf8'));
+      assert.deepEqual(csv[0].slice(0, 4), ['epoch', 'train_loss', 'valid_loss', 'accuracy']);
+      assert.equal(Number(csv[2][3]), metrics[1].accuracy);
+      for (const f of ['last.tsl', 'last.tsl.json', 'best.tsl', 'best.tsl.json']) assert.ok(fs.statSync(path.join(run, f)).size > 0, f);
+      const results = JSON.parse(fs.readFileSync(path.join(run, 'results.json'), 'utf8'));
+      assert.equal(results.accuracy, metrics[1].accuracy, 'the final validation is the last epoch');
+      assert.ok(results.ttaAccuracy >= 0 && results.ttaAccuracy <= 1);
+      assert.deepEqual(results.classes, KEEP);
+      assert.equal(results.confusion.flat().reduce((a: number, b: number) => a + b, 0), 32);
+      for (const chart of ['loss', 'schedule', 'accuracy', 'confusion']) {
+        await assertImage(path.join(run, `${chart}.svg`), 'svg');
+        await assertImage(path.join(run, `${chart}.png`), 'png');
+      }
+    });
+  });
+
+  describe('predict and evaluate', () => {
+    const images = () => KEEP.slice(0, 3).map((c) => {
+      const dir = path.join(data, 'val', c);
+      return path.join(dir, fs.readdirSync(dir)[0]);
+    });
+
+    it('predict prints the top K classes as JSON, most probable first', async () => {
+      const r = await runCli(['predict', '--model', run, '--top', '2', '--json', '--device', 'cpu', ...images()], tmp.dir);
+      assert.equal(r.code, 0, explain(r));
+      const predictions = JSON.parse(r.stdout);
+      assert.equal(predictions.length, 3);
+      for (const [i, p] of predictions.entries()) {
+        assert.equal(p.file, images()[i]);
+        assert.equal(p.top.length, 2);
+        assert.ok(KEEP.includes(p.top[0].label));
+        assert.ok(p.top[0].probability >= p.top[1].probability && p.top[0].probability <= 1);
+      }
+    });
+
+    it('predict prints a table, with TTA too', async () => {
+      const r = await runCli(['predict', '--model', path.join(run, 'best.tsl'), '--tta', '--device', 'cpu', ...images()], tmp.dir);
+      assert.equal(r.code, 0, explain(r));
+      const out = lines(r.stdout);
+      assert.match(out[0], /^file\s+prediction$/);
+      assert.equal(out.length, 4);
+      assert.match(out[1], /^tiny\/val\/Bag\/\d+\.png\s+(Bag|Sneaker|T-shirt_top|Trouser) \(\d\.\d{4}\)$/);
+    });
+
+    it('evaluate reports the same accuracy as training, per class, a confusion matrix, and TTA', async () => {
+      const out = path.join(tmp.dir, 'eval');
+      const r = await runCli(['evaluate', '--model', run, '--tta', '--device', 'cpu', '--out', out], tmp.dir);
+      assert.equal(r.code, 0, explain(r));
+      const results = JSON.parse(fs.readFileSync(path.join(run, 'results.json'), 'utf8'));
+      assert.match(r.stdout, new RegExp(`^accuracy ${results.accuracy.toFixed(4)} on 32 images`, 'm'));
+      assert.match(r.stdout, /^accuracy with TTA \d\.\d{4}$/m);
+      for (const c of KEEP) assert.match(r.stdout, new RegExp(`^${c}\\s+8\\s+\\d\\.\\d{4}\\s+\\d\\.\\d{4}$`, 'm'));
+      assert.match(r.stdout, /confusion matrix \(rows: actual, columns: predicted\)/);
+      const evaluation = JSON.parse(fs.readFileSync(path.join(out, 'evaluation.json'), 'utf8'));
+      assert.deepEqual(evaluation.confusion, results.confusion);
+      await assertImage(path.join(out, 'confusion.png'), 'png');
+      await assertImage(path.join(out, 'confusion-tta.svg'), 'svg');
+    });
+  });
+
+  describe('lr-find and experiments', () => {
+    it('lr-find prints a suggestion and writes the plot', async () => {
+      const out = path.join(tmp.dir, 'lr');
+      const r = await runCli(['lr-find', '--data', data, ...TINY, '--num-it', '12', '--out', out], tmp.dir);
+      assert.equal(r.code, 0, explain(r));
+      const m = /suggested lr \(valley\): (\S+)/.exec(r.stdout);
+      assert.ok(m && Number(m[1]) > 1e-7 && Number(m[1]) < 10, r.stdout);
+      await assertImage(path.join(out, 'lr-find.svg'), 'svg');
+      await assertImage(path.join(out, 'lr-find.png'), 'png');
+      assert.equal(parseCsv(fs.readFileSync(path.join(out, 'lr-find.csv'), 'utf8')).length, 13);
+    });
+
+    it('experiments runs the ablation and writes the comparison table and chart', async () => {
+      const out = path.join(tmp.dir, 'exp');
+      const r = await runCli(['experiments', '--data', data, ...TINY, '--epochs', '2', '--out', out], tmp.dir);
+      assert.equal(r.code, 0, explain(r));
+      const rows = parseCsv(fs.readFileSync(path.join(out, 'experiments.csv'), 'utf8'));
+      assert.deepEqual(rows[0], ['experiment', 'what', 'accuracy', 'valid_loss', 'time_s']);
+      assert.deepEqual(rows.slice(1).map((row) => row[0]), ['baseline', 'normalize', 'progressive', 'progressive+tta', 'mixup', 'label-smoothing']);
+      for (const row of rows.slice(1)) assert.ok(Number(row[2]) >= 0 && Number(row[2]) <= 1 && Number(row[4]) > 0, row.join(','));
+      const md = fs.readFileSync(path.join(out, 'experiments.md'), 'utf8');
+      assert.match(md, /^\| experiment\s+\| what/m);
+      assert.equal(md.split('\n').filter((l) => l.startsWith('| ')).length, 8);
+      await assertImage(path.join(out, 'experiments.svg'), 'svg');
+      await assertImage(path.join(out, 'experiments.png'), 'png');
+      for (const name of ['baseline', 'normalize', 'progressive', 'mixup', 'label-smoothing']) {
+        assert.ok(fs.existsSync(path.join(out, name, 'metrics.json')), name);
+      }
+      assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'baseline', 'config.json'), 'utf8')).normalize, 'none');
+      assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'progressive', 'config.json'), 'utf8')).phases, [{ size: 8, epochs: 1 }, { size: 16, epochs: 1 }]);
+    });
+  });
+
+  describe('SIGINT and --resume', () => {
+    it('stops with a checkpoint and exit 130; --resume gives the uninterrupted result', async () => {
+      const flags = ['--data', data, ...TINY, '--epochs', '4', '--mixup'];
+      const whole = await runCli([...flags, '--out', path.join(tmp.dir, 'whole')], tmp.dir);
+      assert.equal(whole.code, 0, explain(whole));
+
+      const cut = path.join(tmp.dir, 'cut');
+      const started = startCli([...flags, '--out', cut], tmp.dir);
+      // Interrupt during the second epoch: the first table row is out.
+      await waitForOutput(started, (s) => /^0\s{2,}\d/m.test(s));
+      started.child.kill('SIGINT');
+      const stopped = await started.done;
+      assert.equal(stopped.code, 130, explain(stopped));
+      const checkpoint = path.join(cut, 'interrupted.tsl');
+      assert.ok(fs.existsSync(checkpoint));
+      assert.ok(stopped.stdout.includes(`resume with: npx torchts-train --resume ${path.relative(tmp.dir, checkpoint)}`), stopped.stdout);
+      assert.ok(!fs.existsSync(path.join(cut, 'last.tsl')), 'an interrupted run has no final model');
+
+      const resumed = await runCli(['--resume', checkpoint], tmp.dir);
+      assert.equal(resumed.code, 0, explain(resumed));
+      const a = JSON.parse(fs.readFileSync(path.join(tmp.dir, 'whole', 'metrics.json'), 'utf8'));
+      const b = JSON.parse(fs.readFileSync(path.join(cut, 'metrics.json'), 'utf8'));
+      assert.equal(b.length, 4);
+      for (let i = 0; i < 4; i++) {
+        for (const key of ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'size', 'bs']) {
+          assert.ok(Math.abs(a[i][key] - b[i][key]) < 1e-5, `epoch ${i} ${key}: ${a[i][key]} vs ${b[i][key]}`);
+        }
+      }
+      assert.ok(!fs.existsSync(checkpoint), 'the used checkpoint is removed after the run completes');
+      assert.ok(fs.existsSync(path.join(cut, 'last.tsl')));
+    });
+  });
+
+  describe('bad input: one line naming the flag, exit 2, nothing written', () => {
+    const cases: [string, (d: string) => string[], RegExp][] = [
+      ['an unknown flag', () => ['--bogus', '3'], /^torchts-train: --bogus: unknown option/],
+      ['an unknown command', () => ['frobnicate'], /^torchts-train: frobnicate: unknown command; expected one of train, predict/],
+      ['a negative lr', () => ['--lr', '-0.1'], /^torchts-train: --lr: expected a number > 0, got "-0.1"$/],
+      ['size 0', () => ['--size', '0'], /^torchts-train: --size: expected an integer in 8\.\.4096, got "0"$/],
+      ['phases that do not parse', () => ['--phases', '64:2,128'], /^torchts-train: --phases: "128" does not parse; expected SIZE:EPOCHS\[@BS\]/],
+      ['a file where a folder is needed', (d) => ['--data', path.join(d, 'tiny', 'train', 'Bag', fs.readdirSync(path.join(d, 'tiny', 'train', 'Bag'))[0])], /^torchts-train: --data: .* is a file; expected a folder$/],
+      ['a missing dataset folder', (d) => ['--data', path.join(d, 'nope')], /^torchts-train: --data: .*nope does not exist; expected a folder$/],
+      ['an unknown dataset name', () => ['--data', 'imagenet-21k'], /^torchts-train: --data: imagenet-21k is neither a folder nor a known dataset name/],
+      ['a folder without images', (d) => ['--data', fs.mkdtempSync(path.join(d, 'empty-'))], /^torchts-train: --data: .*; expected an image folder/],
+      ['an unknown arch', (d) => ['--data', path.join(d, 'tiny'), '--arch', 'vgg16'], /^torchts-train: --arch: unknown model "vgg16"; expected one of .*xresnet18/],
+      ['an unwritable --out', (d) => ['--out', path.join(d, 'tiny', 'val', 'Bag', fs.readdirSync(path.join(d, 'tiny', 'val', 'Bag'))[0], 'run')], /^torchts-train: --out: .* cannot be created \(.* is a file\); expected a writable folder$/],
+      ['predict without images', () => ['predict', '--model', 'x'], /^torchts-train: IMAGES: missing; expected at least one image file$/],
+      ['predict with a missing model', (d) => ['predict', '--model', path.join(d, 'no-model'), path.join(d, 'config.json')], /^torchts-train: (--model|IMAGES): .* does not exist/],
+      ['--resume with a missing checkpoint', (d) => ['--resume', path.join(d, 'x.tsl')], /^torchts-train: --resume: .* does not exist; expected a file$/],
+    ];
+    for (const [what, args, message] of cases) {
+      it(what, async () => {
+        const cwd = fs.mkdtempSync(path.join(tmp.dir, 'cwd-'));
+        const out = path.join(cwd, 'out');
+        const argv = args(tmp.dir);
+        const r = await runCli(argv.includes('--out') || argv[0] === 'predict' ? argv : [...argv, '--out', out], cwd);
+        assert.equal(r.code, 2, explain(r));
+        assert.equal(lines(r.stderr).length, 1, r.stderr);
+        assert.match(r.stderr.trim(), message);
+        assert.equal(r.stdout, '');
+        assert.deepEqual(fs.readdirSync(cwd), [], 'nothing is written');
+      });
+    }
+  });
+});
