@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <iterator>
 #include <fstream>
 #include <map>
 #include <set>
@@ -97,6 +99,8 @@ Archive readArchive(const std::string& path) {
   return archive;
 }
 
+// Accepts both of torch.save's formats: the zip archive (PyTorch >= 1.6) and the older
+// pickle stream, which is how some published weight files are still stored.
 NamedTensors readTorchSave(const std::string& path) {
   {
     std::ifstream probe(path, std::ios::binary);
@@ -105,16 +109,16 @@ NamedTensors readTorchSave(const std::string& path) {
     probe.read(head, 2);
     // The pre-1.6 format is a bare pickle stream: protocol opcode 0x80 then the version.
     if (probe.gcount() == 2 && static_cast<uint8_t>(head[0]) == 0x80 && head[1] >= 2 && head[1] <= 5) {
-      throw std::runtime_error(path + ": legacy torch.save format (PyTorch < 1.6 or " +
-                               "_use_new_zipfile_serialization=False) is not supported; re-save it with " +
-                               "torch.save(state_dict, file) in PyTorch >= 1.6");
+      probe.seekg(0);
+      std::string file((std::istreambuf_iterator<char>(probe)), std::istreambuf_iterator<char>());
+      return unpickleLegacyStateDict(file, path);
     }
   }
   std::unique_ptr<ZipReader> zip;
   try {
     zip = std::make_unique<ZipReader>(path);
   } catch (const std::runtime_error& e) {
-    throw std::runtime_error(std::string(e.what()) + "; expected a torch.save zip file");
+    throw std::runtime_error(std::string(e.what()) + "; expected a torch.save file");
   }
   std::string prefix;
   for (const auto& name : zip->names()) {
@@ -134,7 +138,20 @@ NamedTensors readTorchSave(const std::string& path) {
     const std::string order = zip->read(prefix + "byteorder");
     if (order != "little") throw std::runtime_error(path + ": byte order '" + order + "' is not supported");
   }
-  return unpickleStateDict(*zip, prefix, path);
+  // Each storage is the raw little-endian bytes of data/<key>.
+  StorageLoader fromZip = [&](const std::string& key, torch::Dtype dtype, int64_t) {
+    const std::string entry = prefix + "data/" + key;
+    if (!zip->has(entry)) throw std::runtime_error(path + ": storage '" + key + "' is missing from the archive");
+    const std::string raw = zip->read(entry);
+    const size_t elementSize = c10::elementSize(dtype);
+    if (raw.size() % elementSize) {
+      throw std::runtime_error(path + ": storage '" + key + "' is not a whole number of elements");
+    }
+    auto storage = torch::empty({static_cast<int64_t>(raw.size() / elementSize)}, torch::dtype(dtype));
+    if (!raw.empty()) std::memcpy(storage.data_ptr(), raw.data(), raw.size());
+    return storage;
+  };
+  return unpickleStateDict(zip->read(prefix + "data.pkl"), fromZip, path);
 }
 
 LoadReport loadStateDict(Classifier& model, const NamedTensors& state, bool skipHead) {

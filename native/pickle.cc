@@ -1,6 +1,7 @@
 #include "pickle.h"
 
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -50,10 +51,10 @@ bool storageDtype(const std::string& global, torch::Dtype& dtype) {
 
 class Unpickler {
  public:
-  Unpickler(ZipReader& zip, std::string prefix, std::string path)
-      : zip_(zip), prefix_(std::move(prefix)), path_(std::move(path)) {
-    data_ = zip_.read(prefix_ + "data.pkl");
-  }
+  // Reads one pickle from data starting at *pos, and leaves *pos after its STOP.
+  Unpickler(const std::string& data, size_t* pos, const StorageLoader& loader, const std::string& path)
+      : data_(data), pos_(*pos), loader_(loader), path_(path), end_(pos) {}
+  ~Unpickler() { *end_ = pos_; }
 
   PyRef run() {
     for (;;) {
@@ -69,7 +70,7 @@ class Unpickler {
   [[noreturn]] void fail(const std::string& why) const { throw std::runtime_error(path_ + ": " + why); }
 
   void need(size_t n) const {
-    if (n > data_.size() - pos_) fail("truncated pickle in data.pkl");
+    if (n > data_.size() - pos_) fail("truncated pickle");
   }
   uint8_t u8() {
     need(1);
@@ -90,7 +91,7 @@ class Unpickler {
   }
   std::string line() {
     const size_t end = data_.find('\n', pos_);
-    if (end == std::string::npos) fail("truncated pickle in data.pkl");
+    if (end == std::string::npos) fail("truncated pickle");
     std::string s = data_.substr(pos_, end - pos_);
     pos_ = end + 1;
     return s;
@@ -224,40 +225,36 @@ class Unpickler {
       default: {
         std::ostringstream msg;
         msg << "unsupported pickle opcode 0x" << std::hex << int(op) << " at byte " << std::dec << (pos_ - 1)
-            << " of data.pkl (only state_dicts of tensors are supported)";
+            << " (only state_dicts of tensors are supported)";
         fail(msg.str());
       }
     }
   }
 
-  // ('storage', <storage class>, key, location, numel) -> the storage's elements.
+  // ('storage', <storage class>, key, location, numel[, view]) -> the storage's elements.
   PyRef persistentLoad(const PyRef& pid) {
     const auto& f = pid->items;
-    if (pid->kind != PyObject::Tuple || f.size() < 3 || f[0]->kind != PyObject::Str || f[0]->s != "storage" ||
-        f[1]->kind != PyObject::Global || f[2]->kind != PyObject::Str) {
-      fail("unsupported persistent id in data.pkl (expected a torch storage)");
+    if (pid->kind != PyObject::Tuple || f.size() < 5 || f[0]->kind != PyObject::Str || f[0]->s != "storage" ||
+        f[1]->kind != PyObject::Global || f[2]->kind != PyObject::Str || f[4]->kind != PyObject::Int) {
+      fail("unsupported persistent id in the pickle (expected a torch storage)");
     }
+    if (f.size() > 5 && f[5]->kind != PyObject::None) fail("storage views (old PyTorch) are not supported");
     auto cached = storages_.find(f[2]->s);
     if (cached != storages_.end()) return cached->second;
     torch::Dtype dtype;
     if (!storageDtype(f[1]->s, dtype)) fail("unsupported storage type " + f[1]->s);
-    const std::string entry = prefix_ + "data/" + f[2]->s;
-    if (!zip_.has(entry)) fail("storage '" + f[2]->s + "' is missing from the archive");
-    const std::string raw = zip_.read(entry);
-    const size_t elementSize = c10::elementSize(dtype);
-    if (raw.size() % elementSize) fail("storage '" + f[2]->s + "' has a size that is not a whole number of elements");
+    if (f[4]->i < 0) fail("negative storage size in the pickle");
     auto v = make(PyObject::Storage);
-    v->tensor = torch::empty({static_cast<int64_t>(raw.size() / elementSize)}, torch::dtype(dtype));
-    if (!raw.empty()) std::memcpy(v->tensor.data_ptr(), raw.data(), raw.size());
+    v->tensor = loader_(f[2]->s, dtype, f[4]->i);
     storages_[f[2]->s] = v;
     return v;
   }
 
   std::vector<int64_t> intTuple(const PyRef& t, const char* what) {
-    if (t->kind != PyObject::Tuple) fail(std::string("malformed tensor ") + what + " in data.pkl");
+    if (t->kind != PyObject::Tuple) fail(std::string("malformed tensor ") + what + "");
     std::vector<int64_t> out;
     for (const auto& v : t->items) {
-      if (v->kind != PyObject::Int) fail(std::string("malformed tensor ") + what + " in data.pkl");
+      if (v->kind != PyObject::Int) fail(std::string("malformed tensor ") + what + "");
       out.push_back(v->i);
     }
     return out;
@@ -266,21 +263,27 @@ class Unpickler {
   // _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata]).
   PyRef rebuildTensor(const std::vector<PyRef>& args) {
     if (args.size() < 4 || args[0]->kind != PyObject::Storage || args[1]->kind != PyObject::Int) {
-      fail("malformed _rebuild_tensor arguments in data.pkl");
+      fail("malformed _rebuild_tensor arguments");
     }
     const torch::Tensor& storage = args[0]->tensor;
     const int64_t offset = args[1]->i;
     const auto size = intTuple(args[2], "size");
     const auto stride = intTuple(args[3], "stride");
     if (size.size() != stride.size()) fail("malformed tensor: size and stride differ in length");
+    if (offset < 0) fail("malformed tensor: negative storage offset");
     int64_t last = offset;
     bool empty = false;
     for (size_t d = 0; d < size.size(); ++d) {
       if (size[d] < 0 || stride[d] < 0) fail("malformed tensor: negative size or stride");
       if (size[d] == 0) empty = true;
-      last += (size[d] - 1) * stride[d];
+      if (size[d] > 0 && stride[d] > 0) {
+        if (size[d] - 1 > (std::numeric_limits<int64_t>::max() - last) / stride[d]) {
+          fail("malformed tensor: size and stride overflow");
+        }
+        last += (size[d] - 1) * stride[d];
+      }
     }
-    if (offset < 0 || (!empty && last >= storage.numel())) fail("tensor lies outside its storage in data.pkl");
+    if (!empty && last >= storage.numel()) fail("tensor lies outside its storage");
     auto v = make(PyObject::Tensor);
     v->tensor = empty ? torch::empty(size, storage.options()) : storage.as_strided(size, stride, offset);
     return v;
@@ -298,22 +301,21 @@ class Unpickler {
         args->items[0]->kind == PyObject::Tensor) {
       return args->items[0];
     }
-    fail("unsupported object " + name + " in data.pkl (only state_dicts of tensors are supported)");
+    fail("unsupported object " + name + " (only state_dicts of tensors are supported)");
   }
 
-  ZipReader& zip_;
-  std::string prefix_, path_, data_;
-  size_t pos_ = 0;
+  const std::string& data_;
+  size_t pos_;
+  const StorageLoader& loader_;
+  const std::string& path_;
+  size_t* end_;
   std::vector<PyRef> stack_;
   std::vector<size_t> marks_;
   std::map<uint64_t, PyRef> memo_;
   std::map<std::string, PyRef> storages_;
 };
 
-}  // namespace
-
-NamedTensors unpickleStateDict(ZipReader& zip, const std::string& prefix, const std::string& path) {
-  PyRef root = Unpickler(zip, prefix, path).run();
+NamedTensors stateDictFrom(const PyRef& root, const std::string& path) {
   if (root->kind != PyObject::Dict) {
     throw std::runtime_error(path + ": expected a state_dict (a dict of tensors) but the file holds a " +
                              kindName(root->kind));
@@ -330,6 +332,67 @@ NamedTensors unpickleStateDict(ZipReader& zip, const std::string& prefix, const 
     out.emplace_back(key->s, value->tensor);
   }
   return out;
+}
+
+}  // namespace
+
+NamedTensors unpickleStateDict(const std::string& pickle, const StorageLoader& loader, const std::string& path) {
+  size_t pos = 0;
+  return stateDictFrom(Unpickler(pickle, &pos, loader, path).run(), path);
+}
+
+NamedTensors unpickleLegacyStateDict(const std::string& file, const std::string& path) {
+  // Layout: magic number, format version, system info, the object, its sorted storage
+  // keys: five pickles, then each storage as an int64 element count and its raw bytes.
+  static const char kMagic[] = "\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e";
+  const size_t magicLen = sizeof(kMagic) - 1;
+  if (file.size() < 2 + magicLen || file.compare(2, magicLen, kMagic, magicLen) != 0) {
+    throw std::runtime_error(path + ": not a torch.save file (neither the zip nor the legacy format)");
+  }
+  size_t pos = 2 + magicLen;
+  std::vector<std::pair<std::string, torch::Tensor>> pending;  // storages in the order they are read
+  StorageLoader none = [&](const std::string&, torch::Dtype, int64_t) -> torch::Tensor {
+    throw std::runtime_error(path + ": unexpected storage in the file header");
+  };
+  StorageLoader later = [&](const std::string& key, torch::Dtype dtype, int64_t numel) {
+    // Bound the allocation by what the file can hold before trusting the pickled size.
+    if (static_cast<uint64_t>(numel) > file.size() / c10::elementSize(dtype)) {
+      throw std::runtime_error(path + ": storage '" + key + "' is larger than the file (truncated or corrupt)");
+    }
+    auto storage = torch::empty({numel}, torch::dtype(dtype));
+    pending.emplace_back(key, storage);
+    return storage;
+  };
+  PyRef version = Unpickler(file, &pos, none, path).run();
+  if (version->kind != PyObject::Int || version->i != 1001) {
+    throw std::runtime_error(path + ": unsupported legacy torch.save version");
+  }
+  PyRef info = Unpickler(file, &pos, none, path).run();
+  for (size_t k = 0; info->kind == PyObject::Dict && k + 1 < info->items.size(); k += 2) {
+    if (info->items[k]->s == "little_endian" && !info->items[k + 1]->i) {
+      throw std::runtime_error(path + ": big-endian files are not supported");
+    }
+  }
+  PyRef root = Unpickler(file, &pos, later, path).run();
+  PyRef keys = Unpickler(file, &pos, none, path).run();
+  if (keys->kind != PyObject::List) throw std::runtime_error(path + ": malformed legacy storage list");
+  std::map<std::string, torch::Tensor> byKey(pending.begin(), pending.end());
+  for (const PyRef& key : keys->items) {
+    auto it = byKey.find(key->s);
+    if (key->kind != PyObject::Str || it == byKey.end()) throw std::runtime_error(path + ": malformed legacy storage list");
+    torch::Tensor& storage = it->second;
+    const uint64_t bytes = static_cast<uint64_t>(storage.numel()) * storage.element_size();
+    if (file.size() - pos < 8) throw std::runtime_error(path + ": truncated file (storage data missing)");
+    int64_t count = 0;
+    std::memcpy(&count, file.data() + pos, 8);
+    pos += 8;
+    if (count != storage.numel()) throw std::runtime_error(path + ": storage '" + key->s + "' has the wrong size");
+    if (file.size() - pos < bytes) throw std::runtime_error(path + ": truncated file (storage data missing)");
+    if (bytes > 0) std::memcpy(storage.data_ptr(), file.data() + pos, bytes);
+    pos += bytes;
+  }
+  if (byKey.size() != keys->items.size()) throw std::runtime_error(path + ": malformed legacy storage list");
+  return stateDictFrom(root, path);
 }
 
 }  // namespace torchts

@@ -1,7 +1,7 @@
 /**
  * Weight files: our checkpoints (save/load round trip, atomic writes, clear errors on
  * foreign files) and torch.save() state_dicts written by PyTorch in every form we
- * accept or refuse.
+ * accept (zip: OrderedDict, dict, pickle protocol 4; the pre-1.6 legacy stream) or refuse.
  */
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
@@ -120,8 +120,8 @@ assert type(state) is collections.OrderedDict
 torch.save(state, f'{out}/${files.ordered}')
 torch.save(dict(state), f'{out}/${files.plainDict}')
 torch.save(state, f'{out}/${files.protocol4}', pickle_protocol=4)
+torch.save(state, f'{out}/${files.legacy}', _use_new_zipfile_serialization=False)
 small = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-torch.save(small.state_dict(), f'{out}/${files.legacy}', _use_new_zipfile_serialization=False)
 torch.save({'model': small.state_dict(), 'epoch': 3}, f'{out}/${files.nested}')
 torch.jit.save(torch.jit.script(small), f'{out}/${files.script}')
 # Views into shared storages, with offsets and transposed strides.
@@ -145,10 +145,11 @@ torch.save(strided, f'{out}/${files.strided}')
       }
     }
 
-    it('the OrderedDict, plain dict and pickle protocol 4 forms load to the same weights', async function () {
+    it('the OrderedDict, plain dict, pickle protocol 4 and legacy forms load to the same weights', async function () {
       const reference = await predictionAfterLoad(files.ordered);
       assert.deepEqual(await predictionAfterLoad(files.plainDict), reference);
       assert.deepEqual(await predictionAfterLoad(files.protocol4), reference);
+      assert.deepEqual(await predictionAfterLoad(files.legacy), reference);
       // Sanity: a learner with its own random weights predicts something else.
       const other = learner('resnet18', 1000, 11);
       try {
@@ -183,7 +184,6 @@ print('ok' if not bad else 'differ: ' + ', '.join(bad))
     });
 
     const refusals: Array<[string, keyof typeof files | string, RegExp]> = [
-      ['the legacy (non-zip) format', 'legacy', /legacy torch\.save format/],
       ['a dict holding more than tensors', 'nested', /entry 'model' is a dict, not a tensor/],
       ['a TorchScript archive', 'script', /TorchScript/],
       ['a missing file', 'missing.pth', /missing\.pth: cannot open/],
@@ -202,22 +202,25 @@ print('ok' if not bad else 'differ: ' + ', '.join(bad))
 
     it('refuses truncated, empty and garbage files, and leaves the model unchanged', async function () {
       const whole = fs.readFileSync(path.join(dir, files.ordered));
-      const cases: Array<[string, Buffer]> = [
-        ['truncated-start.pth', whole.subarray(0, 100_000)],
-        ['truncated-end.pth', whole.subarray(0, whole.length - 1000)],
-        ['empty.pth', Buffer.alloc(0)],
-        ['garbage.pth', Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 131 + 7) % 256))],
+      const legacy = fs.readFileSync(path.join(dir, files.legacy));
+      const cases: Array<[string, Buffer, RegExp]> = [
+        ['truncated-start.pth', whole.subarray(0, 100_000), /truncated zip archive/],
+        ['truncated-end.pth', whole.subarray(0, whole.length - 1000), /truncated zip archive/],
+        ['legacy-truncated-pickle.pth', legacy.subarray(0, 2000), /truncated|larger than the file/],
+        ['legacy-truncated-data.pth', legacy.subarray(0, legacy.length - 1000), /truncated file/],
+        ['empty.pth', Buffer.alloc(0), /not a zip archive/],
+        ['garbage.pth', Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 131 + 7) % 256)), /not a zip archive/],
       ];
       const model = learner('resnet18', 1000, 3);
       try {
         const probe = batch(2, 32, 1000, 8);
         const before = await model.predict(probe);
-        for (const [name, bytes] of cases) {
+        for (const [name, bytes, pattern] of cases) {
           const file = path.join(dir, name);
           fs.writeFileSync(file, bytes);
           await assert.rejects(
             model.loadTorchvision(file),
-            (err: Error) => err.message.includes(name) && /zip/.test(err.message),
+            (err: Error) => err.message.includes(name) && pattern.test(err.message),
             name,
           );
         }
