@@ -108,14 +108,23 @@ function listFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
-async function timeIt(fn: () => Promise<number>): Promise<number> {
+/** Throughput and CPU cost (all threads of this process) of one timed run. */
+interface Rate {
+  imgPerS: number;
+  cpuMsPerImg: number;
+}
+
+async function timeIt(fn: () => Promise<number>): Promise<Rate> {
+  const cpu0 = process.cpuUsage();
   const start = process.hrtime.bigint();
   const n = await fn();
-  return n / (Number(process.hrtime.bigint() - start) / 1e9);
+  const wall = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  return { imgPerS: n / wall, cpuMsPerImg: (cpu.user + cpu.system) / 1000 / n };
 }
 
 /** sharp decode-only from files, as many in flight as the pool has threads (x2 to keep it fed). */
-async function decodeOnly(files: string[]): Promise<number> {
+async function decodeOnly(files: string[]): Promise<Rate> {
   return timeIt(async () => {
     let next = 0;
     const worker = async () => {
@@ -129,7 +138,7 @@ async function decodeOnly(files: string[]): Promise<number> {
   });
 }
 
-async function pass(root: string, options: ImageFolderOptions, args: Args, epoch: number): Promise<number> {
+async function pass(root: string, options: ImageFolderOptions, args: Args, epoch: number): Promise<Rate> {
   const dls = await imageFolder(root, { normalize: 'none', validPct: 0, ...options });
   try {
     return await timeIt(async () => {
@@ -153,8 +162,8 @@ async function main(): Promise<void> {
   const decode = await decodeOnly(files);
   const first = await pass(root, {}, args, 0);
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchts-bench-cache-'));
-  let filling: number;
-  let cached: number;
+  let filling: Rate;
+  let cached: Rate;
   try {
     filling = await pass(root, { cache: cacheDir }, args, 0);
     cached = await pass(root, { cache: cacheDir }, args, 1);
@@ -166,26 +175,30 @@ async function main(): Promise<void> {
   const peerScript = path.join(__dirname, 'data_peer.py');
   const peer = spawnSync('/usr/bin/python3', [peerScript, path.join(root, 'train'), '--size', String(args.size), '--bs', String(args.bs), '--workers', '0', String(cores)], { encoding: 'utf8' });
   if (peer.status !== 0) throw new Error(`bench/data: peer failed:\n${peer.stderr}`);
-  const p = JSON.parse(peer.stdout.trim().split('\n').pop()!) as { torch: string; torchvision: string; pil_decode_1core: number; loader: Record<string, { img_per_s: number }> };
-  const tv0 = p.loader['0'].img_per_s;
-  const tvN = p.loader[String(cores)].img_per_s;
+  type PeerRate = { img_per_s: number; cpu_ms_per_img: number };
+  const p = JSON.parse(peer.stdout.trim().split('\n').pop()!) as { torch: string; torchvision: string; pil_decode_1core: PeerRate; loader: Record<string, PeerRate> };
+  const fromPeer = (r: PeerRate): Rate => ({ imgPerS: r.img_per_s, cpuMsPerImg: r.cpu_ms_per_img });
+  const tv0 = fromPeer(p.loader['0']);
+  const tvN = fromPeer(p.loader[String(cores)]);
 
-  const rows: [string, number][] = [
+  const rows: [string, Rate][] = [
     [`sharp decode only (ceiling, ${threadPoolSize()} pool threads)`, decode],
     ['ours, default (presize + device matrices), 1st epoch', first],
     ['ours, cache: true, 1st epoch (decodes and fills)', filling],
     ['ours, cache: true, later epoch', cached],
     ['ours, itemTransforms sharp (CPU crop+flip), 1st epoch', sharpPath],
-    [`PIL decode only, 1 core (torch ${p.torch}, torchvision ${p.torchvision})`, p.pil_decode_1core],
+    [`PIL decode only, 1 core (torch ${p.torch}, torchvision ${p.torchvision})`, fromPeer(p.pil_decode_1core)],
     ['torchvision DataLoader, num_workers 0', tv0],
     [`torchvision DataLoader, num_workers ${cores}`, tvN],
   ];
   console.log('');
-  for (const [name, rate] of rows) console.log(`${name.padEnd(66)} ${rate.toFixed(0).padStart(7)} img/s`);
+  console.log(`${'(CPU ms/img counts every thread and worker process: robust when other jobs share the cores)'.padEnd(66)}   img/s  CPU ms/img`);
+  for (const [name, r] of rows) console.log(`${name.padEnd(66)} ${r.imgPerS.toFixed(0).padStart(7)}  ${r.cpuMsPerImg.toFixed(3).padStart(10)}`);
   console.log('');
-  console.log(`ratio default 1st epoch / torchvision ${cores} workers: ${(first / tvN).toFixed(2)}x (target >= 1.0x)`);
-  console.log(`ratio cached later epoch / torchvision ${cores} workers: ${(cached / tvN).toFixed(2)}x (target >= 5x)`);
-  console.log(`ratio sharp decode-only ceiling / torchvision ${cores} workers: ${(decode / tvN).toFixed(2)}x`);
+  const ratio = (a: Rate, b: Rate) => `${(a.imgPerS / b.imgPerS).toFixed(2)}x img/s, ${(b.cpuMsPerImg / a.cpuMsPerImg).toFixed(2)}x by CPU cost`;
+  console.log(`default 1st epoch vs torchvision ${cores} workers: ${ratio(first, tvN)} (target >= 1.0x)`);
+  console.log(`cached later epoch vs torchvision ${cores} workers: ${ratio(cached, tvN)} (target >= 5x)`);
+  console.log(`sharp decode-only ceiling vs torchvision ${cores} workers: ${ratio(decode, tvN)}`);
 }
 
 main().catch((err) => {

@@ -9,6 +9,7 @@ Usage: /usr/bin/python3 data_peer.py ROOT --size 128 --bs 64 --workers 0 2
 import argparse
 import json
 import os
+import resource
 import time
 
 import torch
@@ -23,25 +24,40 @@ def pil_rgb(path):
         return Image.open(f).convert("RGB")
 
 
+def cpu_seconds():
+    """CPU time of this process and of its finished (joined) children, e.g. DataLoader workers."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def rate(n, wall, cpu):
+    return {"img_per_s": n / wall, "cpu_ms_per_img": 1000 * cpu / n, "images": n}
+
+
 def time_loader(root, size, bs, workers, seed):
     torch.manual_seed(seed)
     tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.PILToTensor()])
     ds = torchvision.datasets.ImageFolder(root, transform=tf, loader=pil_rgb)
     dl = DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True, num_workers=workers,
                     persistent_workers=False)
+    cpu0 = cpu_seconds()
     start = time.perf_counter()
     n = 0
     for images, labels in dl:
         assert images.dtype == torch.uint8
         n += images.shape[0]
-    return n / (time.perf_counter() - start), n
+    wall = time.perf_counter() - start
+    del dl  # joins the workers so their CPU time is counted
+    return rate(n, wall, cpu_seconds() - cpu0)
 
 
 def time_decode(files):
+    cpu0 = cpu_seconds()
     start = time.perf_counter()
     for f in files:
         pil_rgb(f).load()
-    return len(files) / (time.perf_counter() - start)
+    return rate(len(files), time.perf_counter() - start, cpu_seconds() - cpu0)
 
 
 def main():
@@ -57,8 +73,7 @@ def main():
     out = {"torch": torch.__version__, "torchvision": torchvision.__version__,
            "pil_decode_1core": time_decode(files), "loader": {}}
     for w in a.workers:
-        rate, n = time_loader(a.root, a.size, a.bs, w, a.seed)
-        out["loader"][str(w)] = {"img_per_s": rate, "images": n}
+        out["loader"][str(w)] = time_loader(a.root, a.size, a.bs, w, a.seed)
     print(json.dumps(out))
 
 
