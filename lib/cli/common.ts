@@ -13,7 +13,7 @@ export function bundledDataFolder(): string {
   return path.join(packageRoot(), 'data', 'fashion-mnist');
 }
 
-/** Dataset names fast.ai publishes (Imagenette and Imagewoof in three sizes). */
+/** Dataset names `--data` accepts (fast.ai's Imagenette and Imagewoof in three sizes; see lib/data/download.ts). */
 export const DATASET_NAMES: readonly string[] = ['imagenette2', 'imagenette2-160', 'imagenette2-320', 'imagewoof2', 'imagewoof2-160', 'imagewoof2-320'];
 
 /** What `--data` resolved to. */
@@ -45,22 +45,10 @@ export async function resolveData(value: unknown): Promise<DataSource> {
   return { folder: await datasetByName(value), name: value };
 }
 
-/** The folder of a named dataset, through lib/data's downloader when it provides one. */
+/** Downloads (once, into TORCHTS_HOME) and extracts a named dataset through lib/data. */
 async function datasetByName(name: string): Promise<string> {
-  const data = (await import('../data')) as unknown as Record<string, unknown>;
-  for (const fn of ['untarData', 'datasetFolder', 'downloadDataset']) {
-    const candidate = data[fn];
-    if (typeof candidate === 'function') {
-      const result = await (candidate as (n: string) => Promise<string | { root?: string; folder?: string }>)(name);
-      if (typeof result === 'string') return result;
-      const folder = result?.root ?? result?.folder;
-      if (folder) return folder;
-    }
-  }
-  const { torchtsHome } = await import('../data/home');
-  const cached = path.join(torchtsHome(), 'datasets', name);
-  if (fs.existsSync(cached)) return cached;
-  throw new UsageError(`--data: ${name} is not downloaded (expected it in ${cached}) and this build cannot download datasets by name; give --data FOLDER`);
+  const { untarData } = await import('../data/download');
+  return untarData(name);
 }
 
 /** "torchts 0.1.0 | libtorch 1.13.1 (system) | device cpu | 2 threads | features ..." */

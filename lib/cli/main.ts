@@ -12,7 +12,7 @@ import yargs, { type Argv } from 'yargs';
 // instead of spinning. On a busy machine spinning threads starve each other and
 // sharp's decoders (a step measured 10x slower with the default policy).
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
-import { UsageError } from './args';
+import { UsageError, integerIn } from './args';
 import type { TrainFlags } from './train';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -60,9 +60,9 @@ function pick<T>(argv: Record<string, unknown>, names: readonly string[]): T {
 
 const TRAIN_FLAGS = ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'normalize', 'augment', 'mixup', 'cutmix', 'label-smoothing', 'tta', 'pretrained', 'device', 'amp', 'seed', 'workers', 'out', 'resume'];
 
-/** Sizes libuv's pool (sharp's decode threads) before anything starts it. */
-function applyWorkers(workers: number | null): void {
-  if (workers) process.env.UV_THREADPOOL_SIZE = String(workers);
+/** Sizes libuv's pool (sharp's decode threads) before anything starts it (a download would). */
+function applyWorkers(workers: unknown): void {
+  if (workers !== undefined) process.env.UV_THREADPOOL_SIZE = String(integerIn('workers', workers, 1, 1024));
 }
 
 const say = (line = '') => process.stdout.write(line + '\n');
@@ -72,13 +72,13 @@ async function trainCommand(argv: Record<string, unknown>): Promise<number> {
   const { trainConfigFrom, resumeConfigFrom, runTraining } = await import('./train');
   if (flags.resume !== undefined) {
     const { config, checkpoint } = resumeConfigFrom(flags);
-    applyWorkers(config.workers);
+    applyWorkers(config.workers ?? undefined);
     say(`resuming ${checkpoint}`);
     const result = await runTraining(config, { resume: checkpoint });
     return result.interrupted ? EXIT.interrupted : EXIT.ok;
   }
+  applyWorkers(flags.workers);
   const config = await trainConfigFrom(flags);
-  applyWorkers(config.workers);
   const result = await runTraining(config);
   return result.interrupted ? EXIT.interrupted : EXIT.ok;
 }
@@ -101,6 +101,7 @@ async function evaluateCommand(argv: Record<string, unknown>): Promise<number> {
 
 async function lrFindCommand(argv: Record<string, unknown>): Promise<number> {
   const { lrFindConfigFrom, runLrFind } = await import('./lr-find');
+  applyWorkers(argv.workers);
   const config = await lrFindConfigFrom(pick(argv, ['data', 'arch', 'bs', 'size', 'normalize', 'num-it', 'seed', 'device', 'out']));
   await runLrFind(config, say);
   return EXIT.ok;
@@ -109,9 +110,9 @@ async function lrFindCommand(argv: Record<string, unknown>): Promise<number> {
 async function experimentsCommand(argv: Record<string, unknown>): Promise<number> {
   const { trainConfigFrom } = await import('./train');
   const { runExperiments, progressivePhases } = await import('./experiments');
+  applyWorkers(argv.workers);
   const base = await trainConfigFrom(pick(argv, ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'augment', 'seed', 'device', 'workers', 'out']));
   progressivePhases(base);
-  applyWorkers(base.workers);
   const { interrupted } = await runExperiments(base, say);
   return interrupted ? EXIT.interrupted : EXIT.ok;
 }

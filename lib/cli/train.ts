@@ -330,7 +330,9 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
 }
 
 function describeSchedule(config: TrainConfig): string {
-  const phases = config.phases ? `phases ${config.phases.map((p) => `${p.size}px x${p.epochs}${p.bs ? ` bs ${p.bs}` : ''}`).join(', ')}` : `${config.epochs} epochs at ${config.size} px`;
+  const phases = config.phases
+    ? `phases ${config.phases.map((p) => `${p.size}px x${p.epochs}${p.bs ? ` bs ${p.bs}` : ''}`).join(', ')}`
+    : `${config.epochs} epoch${config.epochs === 1 ? '' : 's'} at ${config.size} px`;
   const extras = [
     config.pretrained ? `fine-tuning ${path.basename(config.pretrained)}` : 'one-cycle',
     `lr ${config.lr}`,

@@ -5,8 +5,11 @@
  */
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
 import * as path from 'path';
 import sharp from 'sharp';
+import * as tar from 'tar';
 import { makeFashionMnistFolder } from '../../scripts/fashion-mnist';
 import { parseCsv } from '../../lib/report/logs';
 import { runCli, startCli, tempDir, waitForOutput, type CliResult } from './run-cli';
@@ -171,6 +174,36 @@ describe('torchts-train (CLI, end to end)', function () {
       }
       assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'baseline', 'config.json'), 'utf8')).normalize, 'none');
       assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'progressive', 'config.json'), 'utf8')).phases, [{ size: 8, epochs: 1 }, { size: 16, epochs: 1 }]);
+    });
+  });
+
+  describe('--data by name', () => {
+    it('downloads a named dataset once (from a local server) and trains on it', async () => {
+      const pack = path.join(tmp.dir, 'pack');
+      fs.cpSync(data, path.join(pack, 'imagenette2-160'), { recursive: true });
+      const archive = path.join(tmp.dir, 'imagenette2-160.tgz');
+      await tar.c({ gzip: true, file: archive, cwd: pack }, ['imagenette2-160']);
+      const requests: string[] = [];
+      const server = http.createServer((req, res) => {
+        requests.push(req.url ?? '');
+        if (req.url !== '/imagenette2-160.tgz') return void res.writeHead(404).end();
+        const body = fs.readFileSync(archive);
+        res.writeHead(200, { 'content-length': body.length }).end(body);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const env = { TORCHTS_HOME: path.join(tmp.dir, 'home'), TORCHTS_DATA_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+        const out = path.join(tmp.dir, 'named');
+        const r = await runCli(['--data', 'imagenette2-160', ...TINY, '--epochs', '1', '--out', out], tmp.dir, env);
+        assert.equal(r.code, 0, explain(r));
+        assert.match(r.stdout, /^data: imagenette2-160 \| 4 classes \| 96 train, 32 valid images/m);
+        const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+        assert.equal(config.dataName, 'imagenette2-160');
+        assert.equal(config.data, path.join(tmp.dir, 'home', 'data', 'imagenette2-160'));
+        assert.deepEqual(requests, ['/imagenette2-160.tgz']);
+      } finally {
+        server.close();
+      }
     });
   });
 
