@@ -330,10 +330,14 @@ export class Learner {
    * Asks a running fit to stop after the current batch (safe from a SIGINT
    * handler). With `checkpoint`, the learner is saved there with its position
    * in the schedule, and `resume(checkpoint)` continues at the next batch.
+   * Returns false (and does nothing) when no fit is running.
    */
-  requestStop(reason = 'stopped', options: { checkpoint?: string } = {}): void {
-    this.pendingStop = { reason, checkpoint: options.checkpoint };
-    this.currentState?.stop(reason);
+  requestStop(reason = 'stopped', options: { checkpoint?: string } = {}): boolean {
+    // Outside a fit there is nothing to stop; a stale request must not cut the next fit short.
+    if (!this.currentState) return false;
+    this.pendingStop ??= { reason, checkpoint: options.checkpoint };
+    this.currentState.stop(reason);
+    return true;
   }
 
   /** Freezes parameter groups [0, upTo) (default: all but the head), and clears the optimizer state. */
@@ -483,11 +487,11 @@ export class Learner {
     const allEpochs = stages.flatMap((s) => s.epochs);
     const totalSteps = stages.reduce((sum, s) => sum + scheduleFromJSON(s.schedule).totalSteps, 0);
     if (from === START) this.history = emptyHistory();
+    this.pendingStop = undefined;
     const records = this.history.records;
     const state = new FitStateImpl(this, allEpochs.length, totalSteps, { ...this.settings }, smooth, records);
     state.step = from.fitStep;
     this.currentState = state;
-    if (this.pendingStop) state.stop(this.pendingStop.reason);
     let error: unknown;
     let checkpoint: string | undefined;
     try {
@@ -955,7 +959,7 @@ function toNative(batch: Batch, mix?: NativeMix): NativeBatch {
 }
 
 function repeatEpochs(epochs: number, settings: LoaderSettings, phase: number): EpochPlan[] {
-  if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`epochs: expected an integer >= 0, got ${epochs}`);
+  if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`epochs: expected an integer >= 1, got ${epochs}`);
   return Array.from({ length: epochs }, () => ({ size: settings.size, bs: settings.bs, phase }));
 }
 
