@@ -340,6 +340,10 @@ export class Learner {
     return true;
   }
 
+  private stopRequest(): { reason: string; checkpoint?: string } | undefined {
+    return this.pendingStop;
+  }
+
   /** Freezes parameter groups [0, upTo) (default: all but the head), and clears the optimizer state. */
   freeze(upTo = this.groupCount - 1): void {
     this.setFrozen(upTo);
@@ -525,8 +529,10 @@ export class Learner {
         }
         if (state.stopReason) break;
       }
-      if (state.stopReason && this.pendingStop?.checkpoint && pos.stage < stages.length) {
-        checkpoint = this.pendingStop.checkpoint;
+      // Read through a method: TypeScript narrowed the field to undefined at the reset above.
+      const requested = this.stopRequest();
+      if (state.stopReason && requested?.checkpoint && pos.stage < stages.length) {
+        checkpoint = requested.checkpoint;
         await this.saveWith(checkpoint, 'torchts-learner', {
           stages,
           position: pos,
