@@ -10,7 +10,17 @@ import * as os from 'os';
 import * as path from 'path';
 import { imageFolder, type ImageDataLoaders } from '../../lib/data';
 import { native, type NativeMix } from '../../lib/native';
-import { Learner, OneCycleSchedule, Predictor, groupLrs, type Callback, type LearnerOptions } from '../../lib/learn';
+import {
+  CsvLogger,
+  EarlyStopping,
+  Learner,
+  OneCycleSchedule,
+  Predictor,
+  SaveBestModel,
+  groupLrs,
+  type Callback,
+  type LearnerOptions,
+} from '../../lib/learn';
 import { makeFashionMnistFolder } from '../../scripts/fashion-mnist';
 
 /** Mean probability of the predicted class over the validation set. */
@@ -185,6 +195,47 @@ describe('learn/Learner: real training on Fashion-MNIST', function () {
     assert.deepEqual((await with_.validate()).loss, (await without.validate()).loss);
     with_.dispose();
     without.dispose();
+  });
+
+  it('fineTune trains the head alone first, then every group with discriminative lrs', async () => {
+    const trainable: boolean[][] = [];
+    const spy: Callback = {
+      beforeEpoch: (s) => {
+        const params = s.learner.model.parameters().filter((p) => p.shape.length > 1);
+        trainable.push([0, 1, 2].map((g) => params.filter((p) => p.group === g).every((p) => p.trainable)));
+      },
+    };
+    const learn = make({ callbacks: [spy] });
+    const { records } = await learn.fineTune(1, 2e-3);
+    assert.equal(records.length, 2);
+    assert.deepEqual(trainable, [
+      [false, false, true],
+      [true, true, true],
+    ]);
+    const lrs = learn.history.lrs;
+    // Frozen epoch: one cycle at pctStart 0.99 from 2e-3/25 (head); unfrozen: from 1e-3/100/5 (stem) to 1e-3/5 (head).
+    assert.ok(Math.abs(lrs[0][2] - 2e-3 / 25) < 1e-12);
+    assert.ok(Math.abs(lrs[10][0] - 1e-5 / 5) < 1e-12 && Math.abs(lrs[10][2] - 1e-3 / 5) < 1e-12);
+    learn.dispose();
+  });
+
+  it('early stopping, save-best-model and the CSV logger work through the hooks', async () => {
+    const csv = path.join(dir, 'log.csv');
+    const best = path.join(dir, 'best.tsl');
+    // minDelta 10: only the first epoch counts as an improvement, so patience 1 stops after the second.
+    const saver = new SaveBestModel(best, { monitor: 'valid_loss', minDelta: 10 });
+    const learn = make({ callbacks: [new CsvLogger(csv), new EarlyStopping({ patience: 1, minDelta: 10 }), saver] });
+    const result = await learn.fitOneCycle(4, 3e-3);
+    assert.equal(result.records.length, 2);
+    assert.match(result.stopped ?? '', /early stopping/);
+    assert.equal(saver.bestEpoch, 0);
+    // The best (first) epoch's weights were reloaded at the end.
+    const again = await learn.validate();
+    assert.ok(Math.abs(again.loss - result.records[0].validLoss) < 1e-6, `${again.loss} vs ${result.records[0].validLoss}`);
+    const lines = fs.readFileSync(csv, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 3);
+    assert.equal(lines[0], 'epoch,phase,size,train_loss,valid_loss,accuracy,time');
+    learn.dispose();
   });
 
   it('lrFind sweeps, suggests a valley, and restores the weights', async () => {
