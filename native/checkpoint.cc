@@ -159,6 +159,9 @@ LoadReport loadStateDict(Classifier& model, const NamedTensors& state, bool skip
   for (const auto& p : model.named_parameters(true)) targets[p.key()] = p.value();
   for (const auto& b : model.named_buffers(true)) targets[b.key()] = b.value();
   const std::string head = model.headPrefix() + ".";
+  // With skipHead the classifier may differ in any way (another class count, or none in
+  // the file): its tensors keep their fresh initialisation and are reported as skipped.
+  const auto skippable = [&](const std::string& name) { return skipHead && name.rfind(head, 0) == 0; };
 
   // Check everything before copying anything, so a bad file leaves the model as it was.
   std::vector<std::string> unexpected, mismatched, skipped;
@@ -166,18 +169,19 @@ LoadReport loadStateDict(Classifier& model, const NamedTensors& state, bool skip
   for (const auto& [name, tensor] : state) {
     auto it = targets.find(name);
     if (it == targets.end()) {
-      unexpected.push_back(name);
+      (skippable(name) ? skipped : unexpected).push_back(name);
       continue;
     }
     seen.insert(name);
     if (tensor.sizes() != it->second.sizes()) {
-      if (skipHead && name.rfind(head, 0) == 0) skipped.push_back(name);
+      if (skippable(name)) skipped.push_back(name);
       else mismatched.push_back(name + " (file " + shapeText(tensor) + ", model " + shapeText(it->second) + ")");
     }
   }
   std::vector<std::string> missing;
   for (const auto& kv : targets) {
-    if (!seen.count(kv.first)) missing.push_back(kv.first);
+    if (seen.count(kv.first)) continue;
+    (skippable(kv.first) ? skipped : missing).push_back(kv.first);
   }
   if (!unexpected.empty() || !missing.empty() || !mismatched.empty()) {
     auto list = [](const std::vector<std::string>& names) {

@@ -107,6 +107,7 @@ describe('native checkpoints', function () {
       nested: 'nested.pth',
       script: 'script.pt',
       strided: 'strided.pth',
+      headless: 'resnet18-headless.pth',
     };
     before(async function () {
       await runPython(
@@ -121,6 +122,7 @@ torch.save(state, f'{out}/${files.ordered}')
 torch.save(dict(state), f'{out}/${files.plainDict}')
 torch.save(state, f'{out}/${files.protocol4}', pickle_protocol=4)
 torch.save(state, f'{out}/${files.legacy}', _use_new_zipfile_serialization=False)
+torch.save(collections.OrderedDict((k, v) for k, v in state.items() if not k.startswith('fc.')), f'{out}/${files.headless}')
 small = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
 torch.save({'model': small.state_dict(), 'epoch': 3}, f'{out}/${files.nested}')
 torch.jit.save(torch.jit.script(small), f'{out}/${files.script}')
@@ -181,6 +183,18 @@ print('ok' if not bad else 'differ: ' + ', '.join(bad))
         { args: [ckpt, path.join(dir, files.strided)] },
       );
       assert.equal(verdict.trim(), 'ok');
+    });
+
+    it('a file without a classifier loads with skipHead, which reports the head as skipped', async function () {
+      const model = learner('resnet18', 5, 1);
+      try {
+        await assert.rejects(model.loadTorchvision(path.join(dir, files.headless)), /missing keys: fc\.bias, fc\.weight/);
+        const report = await model.loadTorchvision(path.join(dir, files.headless), { skipHead: true });
+        assert.deepEqual([...report.skipped].sort(), ['fc.bias', 'fc.weight']);
+        assert.equal(report.loaded.length, 120);
+      } finally {
+        model.dispose();
+      }
     });
 
     const refusals: Array<[string, keyof typeof files | string, RegExp]> = [
