@@ -108,6 +108,7 @@ describe('native checkpoints', function () {
       script: 'script.pt',
       strided: 'strided.pth',
       headless: 'resnet18-headless.pth',
+      compressed: 'compressed.pth',
     };
     before(async function () {
       await runPython(
@@ -126,6 +127,13 @@ torch.save(collections.OrderedDict((k, v) for k, v in state.items() if not k.sta
 small = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
 torch.save({'model': small.state_dict(), 'epoch': 3}, f'{out}/${files.nested}')
 torch.jit.save(torch.jit.script(small), f'{out}/${files.script}')
+# The same archive re-zipped with deflate: torch.save never compresses, so we refuse it.
+import io, zipfile
+buffer = io.BytesIO()
+torch.save(small.state_dict(), buffer)
+with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, zipfile.ZipFile(f'{out}/${files.compressed}', 'w', zipfile.ZIP_DEFLATED) as dst:
+    for name in src.namelist():
+        dst.writestr(name, src.read(name))
 # Views into shared storages, with offsets and transposed strides.
 big = torch.randn(512, 2000)
 strided = collections.OrderedDict(state)
@@ -200,6 +208,7 @@ print('ok' if not bad else 'differ: ' + ', '.join(bad))
     const refusals: Array<[string, keyof typeof files | string, RegExp]> = [
       ['a dict holding more than tensors', 'nested', /entry 'model' is a dict, not a tensor/],
       ['a TorchScript archive', 'script', /TorchScript/],
+      ['a zip with compressed entries', 'compressed', /data\.pkl' is compressed \(method 8\)/],
       ['a missing file', 'missing.pth', /missing\.pth: cannot open/],
     ];
     for (const [label, which, pattern] of refusals) {
