@@ -1,8 +1,16 @@
 #include "checkpoint.h"
 
+#ifdef _WIN32
+#include <process.h>
+#define TORCHTS_GETPID _getpid
+#else
 #include <unistd.h>
+#define TORCHTS_GETPID getpid
+#endif
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <iterator>
@@ -55,7 +63,9 @@ void writeArchive(const std::string& path, const Archive& archive) {
   out.write("tensors", c10::IValue(tensors));
   out.write("meta", c10::IValue(meta));
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  // Unique per process and per call, so two learners saving at once never share a temporary.
+  static std::atomic<uint64_t> saves{0};
+  const std::string tmp = path + ".tmp-" + std::to_string(TORCHTS_GETPID()) + "-" + std::to_string(saves++);
   try {
     out.save_to(tmp);
   } catch (const std::exception& e) {
@@ -63,8 +73,9 @@ void writeArchive(const std::string& path, const Archive& archive) {
     throw std::runtime_error(path + ": could not write checkpoint: " + firstLine(e.what()));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": could not move the checkpoint into place");
+    throw std::runtime_error(path + ": could not move the checkpoint into place (" + why + ")");
   }
 }
 
