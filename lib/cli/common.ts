@@ -5,7 +5,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { packageRoot } from '../native';
+import { untarData } from '../data/download';
+import { native, packageRoot } from '../native';
 import { UsageError, existingFolder } from './args';
 
 /** The bundled Fashion-MNIST subset (train/ and val/ image folders). */
@@ -47,13 +48,11 @@ export async function resolveData(value: unknown): Promise<DataSource> {
 
 /** Downloads (once, into TORCHTS_HOME) and extracts a named dataset through lib/data. */
 async function datasetByName(name: string): Promise<string> {
-  const { untarData } = await import('../data/download');
   return untarData(name);
 }
 
 /** "torchts 0.1.0 | libtorch 1.13.1 (system) | device cpu | 2 threads | features ..." */
 export async function deviceLine(device: string): Promise<string> {
-  const { native } = await import('../native');
   const info = native().info();
   const resolved = device === 'auto' ? (info.cudaAvailable ? 'cuda' : 'cpu') : device;
   const features = info.features.length ? ` | ${info.features.join(', ')}` : '';

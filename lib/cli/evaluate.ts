@@ -8,6 +8,8 @@ import { UsageError, deviceName, integerIn, writableFolder } from './args';
 import { resolveData, resolveModel, readRunConfig } from './common';
 import { checkDataset, type TrainConfig } from './train';
 import { textTable, writeChart, writeJson, confusionChart } from '../report';
+import { imageFolder } from '../data';
+import { Learner, confusionMatrix } from '../learn';
 
 export interface EvaluateFlags {
   model?: unknown;
@@ -44,8 +46,6 @@ export interface Evaluation {
 }
 
 export async function runEvaluate(config: Awaited<ReturnType<typeof evaluateConfigFrom>>): Promise<Evaluation> {
-  const { imageFolder } = await import('../data');
-  const { Learner, confusionMatrix } = await import('../learn');
   const { meta } = config.model;
   const data = await imageFolder(config.data, { seed: config.seed, normalize: 'none' });
   try {

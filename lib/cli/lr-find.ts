@@ -2,12 +2,14 @@
  * `torchts-train lr-find`: the learning-rate finder on a dataset; prints the
  * suggestion and writes the loss-against-lr chart and its numbers.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { integerIn, writableFolder, timestampedRunFolder, deviceName, oneOf } from './args';
 import { deviceLine, resolveData } from './common';
 import { NORMALIZE_CHOICES, TRAIN_DEFAULTS, checkArch, checkDataset, type NormalizeFlag } from './train';
 import { lrFindChart, toCsv, writeChart, writeFileAtomic } from '../report';
-import * as fs from 'fs';
+import { imageFolder } from '../data';
+import { Learner } from '../learn';
 
 export interface LrFindFlags {
   data?: unknown;
@@ -38,8 +40,6 @@ export async function lrFindConfigFrom(flags: LrFindFlags) {
 }
 
 export async function runLrFind(config: Awaited<ReturnType<typeof lrFindConfigFrom>>, say: (line: string) => void): Promise<{ suggestion: number; files: string[] }> {
-  const { imageFolder } = await import('../data');
-  const { Learner } = await import('../learn');
   say(await deviceLine(config.device));
   const data = await imageFolder(config.data, { seed: config.seed, normalize: config.normalize });
   const learner = new Learner({ data, arch: config.arch, device: config.device, seed: config.seed, size: config.size, bs: config.bs });

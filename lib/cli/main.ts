@@ -7,13 +7,18 @@
  * checkpoint to resume from was written).
  */
 import yargs, { type Argv } from 'yargs';
-
-// libgomp reads this once, when libtorch loads: idle OpenMP threads then sleep
-// instead of spinning. On a busy machine spinning threads starve each other and
-// sharp's decoders (a step measured 10x slower with the default policy).
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 import { UsageError, integerIn } from './args';
-import type { TrainFlags } from './train';
+import { trainConfigFrom, resumeConfigFrom, runTraining, type TrainFlags } from './train';
+import { predictConfigFrom, runPredict, predictionTable } from './predict';
+import { evaluateConfigFrom, runEvaluate, evaluationText } from './evaluate';
+import { lrFindConfigFrom, runLrFind } from './lr-find';
+import { runExperiments, progressivePhases } from './experiments';
+
+// libgomp reads this once, when the addon loads libtorch (on the first native()
+// call, never at import): idle OpenMP threads then sleep instead of spinning. On
+// a busy machine spinning threads starve each other and sharp's decoders (a
+// training step measured 10x slower with the default policy).
+process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
@@ -42,6 +47,7 @@ function trainOptions<T>(y: Argv<T>) {
     .option('cutmix', { type: 'string', describe: 'CutMix, optional alpha', defaultDescription: 'off; bare flag: 1.0' })
     .option('label-smoothing', { type: 'string', describe: 'label-smoothing cross entropy, optional eps', defaultDescription: 'off; bare flag: 0.1' })
     .option('augment', { type: 'string', describe: 'training augmentation: full (the article\'s aug_transforms) | light (flip, zoom) | none', defaultDescription: 'light for the bundled data, else full' })
+    .option('cache', { type: 'boolean', describe: 'keep decoded images on disk (TORCHTS_HOME/presized) for later epochs and runs; --no-cache to turn off', defaultDescription: 'on for the bundled data, else off' })
     .option('tta', { type: 'boolean', describe: 'also report accuracy with test-time augmentation' })
     .option('pretrained', { type: 'string', describe: 'torchvision weights (.pth state_dict) to fine-tune' })
     .option('amp', { type: 'string', describe: 'mixed precision on CUDA: none | bf16 | fp16', defaultDescription: 'none; bare flag: fp16' })
@@ -58,7 +64,7 @@ function pick<T>(argv: Record<string, unknown>, names: readonly string[]): T {
   return out as T;
 }
 
-const TRAIN_FLAGS = ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'normalize', 'augment', 'mixup', 'cutmix', 'label-smoothing', 'tta', 'pretrained', 'device', 'amp', 'seed', 'workers', 'out', 'resume'];
+const TRAIN_FLAGS = ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'normalize', 'augment', 'cache', 'mixup', 'cutmix', 'label-smoothing', 'tta', 'pretrained', 'device', 'amp', 'seed', 'workers', 'out', 'resume'];
 
 /** Sizes libuv's pool (sharp's decode threads) before anything starts it (a download would). */
 function applyWorkers(workers: unknown): void {
@@ -69,7 +75,6 @@ const say = (line = '') => process.stdout.write(line + '\n');
 
 async function trainCommand(argv: Record<string, unknown>): Promise<number> {
   const flags = pick<TrainFlags>(argv, TRAIN_FLAGS);
-  const { trainConfigFrom, resumeConfigFrom, runTraining } = await import('./train');
   if (flags.resume !== undefined) {
     const { config, checkpoint } = resumeConfigFrom(flags);
     applyWorkers(config.workers ?? undefined);
@@ -84,7 +89,6 @@ async function trainCommand(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function predictCommand(argv: Record<string, unknown>): Promise<number> {
-  const { predictConfigFrom, runPredict, predictionTable } = await import('./predict');
   const config = predictConfigFrom(pick(argv, ['images', 'model', 'tta', 'top', 'json', 'device', 'seed']));
   const predictions = await runPredict(config);
   say(config.json ? JSON.stringify(predictions, null, 2) : predictionTable(predictions));
@@ -92,7 +96,6 @@ async function predictCommand(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function evaluateCommand(argv: Record<string, unknown>): Promise<number> {
-  const { evaluateConfigFrom, runEvaluate, evaluationText } = await import('./evaluate');
   const config = await evaluateConfigFrom(pick(argv, ['model', 'data', 'tta', 'bs', 'device', 'out', 'json']));
   const result = await runEvaluate(config);
   say(config.json ? JSON.stringify(result, null, 2) : evaluationText(result));
@@ -100,7 +103,6 @@ async function evaluateCommand(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function lrFindCommand(argv: Record<string, unknown>): Promise<number> {
-  const { lrFindConfigFrom, runLrFind } = await import('./lr-find');
   applyWorkers(argv.workers);
   const config = await lrFindConfigFrom(pick(argv, ['data', 'arch', 'bs', 'size', 'normalize', 'num-it', 'seed', 'device', 'out']));
   await runLrFind(config, say);
@@ -108,10 +110,8 @@ async function lrFindCommand(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function experimentsCommand(argv: Record<string, unknown>): Promise<number> {
-  const { trainConfigFrom } = await import('./train');
-  const { runExperiments, progressivePhases } = await import('./experiments');
   applyWorkers(argv.workers);
-  const base = await trainConfigFrom(pick(argv, ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'augment', 'seed', 'device', 'workers', 'out']));
+  const base = await trainConfigFrom(pick(argv, ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'augment', 'cache', 'seed', 'device', 'workers', 'out']));
   progressivePhases(base);
   const { interrupted } = await runExperiments(base, say);
   return interrupted ? EXIT.interrupted : EXIT.ok;

@@ -6,6 +6,8 @@ import * as fs from 'fs';
 import { UsageError, deviceName, integerIn } from './args';
 import { resolveModel, shortPath } from './common';
 import { textTable } from '../report';
+import { decodeTransformed, Random } from '../data';
+import { Predictor, combineTta, TTA_DEFAULTS } from '../learn';
 
 export interface PredictFlags {
   images?: unknown;
@@ -49,8 +51,6 @@ const BATCH = 64;
 
 /** Runs the model on the images; resolves with one prediction per file. */
 export async function runPredict(config: ReturnType<typeof predictConfigFrom>): Promise<Prediction[]> {
-  const { decodeTransformed, Random } = await import('../data');
-  const { Predictor, combineTta, TTA_DEFAULTS } = await import('../learn');
   const predictor = await Predictor.load(config.model.file, { device: config.device });
   const size = config.model.meta.size;
   const classes = predictor.classes;

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'url';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'scripts', 'cli.ts');
-/** tsx's loader (ESM and CommonJS hooks: the CLI loads its commands with dynamic import()). */
+/** tsx's loader, registered the way `node --import tsx` does. */
 const TSX = pathToFileURL(require.resolve('tsx', { paths: [ROOT] })).href;
 
 export interface CliResult {
