@@ -11,6 +11,7 @@
 
 #include "losses.h"
 #include "models/registry.h"
+#include "worker.h"
 
 namespace torchts {
 namespace {
@@ -144,13 +145,6 @@ MixSpec parseMix(const Napi::Value& value, int64_t n, int64_t height, int64_t wi
     spec.box = box;
   }
   return spec;
-}
-
-Napi::Float32Array toFloat32Array(Napi::Env env, const torch::Tensor& tensor) {
-  auto t = tensor.to(torch::kCPU, torch::kFloat).contiguous();
-  auto out = Napi::Float32Array::New(env, static_cast<size_t>(t.numel()));
-  if (t.numel() > 0) std::memcpy(out.Data(), t.data_ptr<float>(), sizeof(float) * t.numel());
-  return out;
 }
 
 Normalisation parseNormalisation(const Napi::Object& object) {
@@ -453,7 +447,12 @@ std::string deviceName(const torch::Device& device) {
   return device.is_cuda() ? "cuda:" + std::to_string(device.index() < 0 ? 0 : device.index()) : "cpu";
 }
 
-int requestedThreads() { return gThreads.load(); }
+Napi::Float32Array toFloat32Array(Napi::Env env, const torch::Tensor& tensor) {
+  auto t = tensor.to(torch::kCPU, torch::kFloat).contiguous();
+  auto out = Napi::Float32Array::New(env, static_cast<size_t>(t.numel()));
+  if (t.numel() > 0) std::memcpy(out.Data(), t.data_ptr<float>(), sizeof(float) * t.numel());
+  return out;
+}
 
 void applyThreads() {
   const int want = gThreads.load();
@@ -469,6 +468,17 @@ void InitGlobals(Napi::Env env, Napi::Object exports) {
   exports.Set("modelNames", Napi::Function::New(env, ModelNames, "modelNames"));
   exports.Set("lossCheck", Napi::Function::New(env, LossCheck, "lossCheck"));
   exports.Set("prepareBatch", Napi::Function::New(env, PrepareBatch, "prepareBatch"));
+  // process.exit() during a step: let the step finish before exit() tears libtorch down.
+  auto process = env.Global().Get("process");
+  if (process.IsObject()) {
+    auto on = process.As<Napi::Object>().Get("on");
+    if (on.IsFunction()) {
+      auto stop = Napi::Function::New(
+          env, [](const Napi::CallbackInfo& info) { Worker::stopAll(static_cast<napi_env>(info.Env())); },
+          "stopTorchtsWorkers");
+      on.As<Napi::Function>().Call(process, {Napi::String::New(env, "exit"), stop});
+    }
+  }
 }
 
 Normalisation normalisationFrom(const Napi::Object& options) { return parseNormalisation(options); }

@@ -63,10 +63,12 @@ Normalisation normalisationFrom(const Napi::Object& options);
 torch::Device parseDevice(const std::string& spec);
 std::string deviceName(const torch::Device& device);
 
-// The intra-op thread count the process asked for (TORCHTS_THREADS, the CPUs the process may
-// use, or setThreads()). Worker threads call applyThreads() before each job because OpenMP
-// keeps the count per thread.
-int requestedThreads();
+// Sets the calling thread's intra-op thread count to what the process asked for
+// (TORCHTS_THREADS, else the CPUs the process may use, or setThreads()). Worker threads call
+// it before each job because OpenMP keeps the count per thread.
 void applyThreads();
+
+// A CPU float copy of `tensor` as a Float32Array (results are small: probabilities, losses).
+Napi::Float32Array toFloat32Array(Napi::Env env, const torch::Tensor& tensor);
 
 }  // namespace torchts

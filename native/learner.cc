@@ -36,8 +36,6 @@ std::string formatList(const std::vector<double>& values) {
 
 }  // namespace
 
-LearnerOptions defaultLearnerOptions() { return LearnerOptions{}; }
-
 LearnerCore::LearnerCore(const LearnerOptions& options) : options_(options) {
   // Same seed, same initial weights.
   torch::manual_seed(static_cast<uint64_t>(options_.seed));

@@ -103,6 +103,4 @@ class LearnerCore {
   int goodSteps_ = 0;
 };
 
-LearnerOptions defaultLearnerOptions();
-
 }  // namespace torchts

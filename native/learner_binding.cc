@@ -2,7 +2,6 @@
 // learner's own Worker thread, and settles Promises back on the JS thread.
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <memory>
 
@@ -25,12 +24,6 @@ struct Completion {
   bool ok = false;
   Learner* owner = nullptr;
 };
-
-Napi::Float32Array float32Copy(Napi::Env env, const torch::Tensor& t) {
-  auto out = Napi::Float32Array::New(env, static_cast<size_t>(t.numel()));
-  if (t.numel() > 0) std::memcpy(out.Data(), t.data_ptr<float>(), sizeof(float) * t.numel());
-  return out;
-}
 
 LearnerOptions parseOptions(const Napi::Value& value) {
   auto object = objectArg(value, "Learner options");
@@ -104,7 +97,7 @@ class Learner : public Napi::ObjectWrap<Learner> {
     tsfn_ = Napi::ThreadSafeFunction::New(env, noop, "torchts.Learner", 0, 1,
                                           [alive = tsfnAlive_](Napi::Env) { *alive = false; });
     tsfn_.Unref(env);  // an idle learner does not keep the process alive
-    worker_ = std::make_unique<Worker>();
+    worker_ = std::make_unique<Worker>(static_cast<napi_env>(env));
     // Registered after the thread-safe function, so it runs before node closes that function.
     cleanup_ = env.AddCleanupHook(std::function<void()>([this] {
       cleanupRan_ = true;
@@ -138,7 +131,8 @@ class Learner : public Napi::ObjectWrap<Learner> {
     auto promise = completion->deferred.Promise();
     Ref();
     if (pending_++ == 0) tsfn_.Ref(env);
-    worker_->post([core = core_, completion, work = std::move(work), toJs = std::move(toJs), tsfn = tsfn_](bool cancelled) mutable {
+    Worker* worker = worker_.get();  // outlives its jobs: dispose joins the thread before freeing it
+    worker->post([core = core_, worker, completion, work = std::move(work), toJs = std::move(toJs), tsfn = tsfn_](bool cancelled) mutable {
       if (cancelled) {
         completion->failure = "the learner was disposed before this call ran";
       } else {
@@ -151,7 +145,9 @@ class Learner : public Napi::ObjectWrap<Learner> {
           completion->failure = currentExceptionMessage();
         }
       }
-      // If node is shutting down the call is refused and the JS handles are left to the exit.
+      // At process exit nothing can be settled: the JS handles are left to the exit. If node
+      // is tearing the environment down, the call is refused and the same holds.
+      if (worker->exiting()) return;
       tsfn.BlockingCall(completion, &Learner::settle);
     });
     return promise;
@@ -159,7 +155,6 @@ class Learner : public Napi::ObjectWrap<Learner> {
 
   static void settle(Napi::Env env, Napi::Function, Completion* completion) {
     Napi::HandleScope scope(env);
-    Napi::Value failure;
     if (completion->ok) {
       try {
         completion->deferred.Resolve(completion->result(env));
@@ -267,7 +262,7 @@ class Learner : public Napi::ObjectWrap<Learner> {
             auto out = Napi::Object::New(env);
             out.Set("loss", r.loss);
             out.Set("correct", static_cast<double>(r.correct));
-            if (r.probs.defined()) out.Set("probs", float32Copy(env, r.probs));
+            if (r.probs.defined()) out.Set("probs", toFloat32Array(env, r.probs));
             return out;
           },
           images);
@@ -282,7 +277,7 @@ class Learner : public Napi::ObjectWrap<Learner> {
       if (batch->mix) throw InputError("batch.mix is for training only; predict takes unmixed batches");
       return schedule<torch::Tensor>(
           env, [batch](LearnerCore& core) { return core.predict(*batch); },
-          [](Napi::Env env, torch::Tensor& probs) -> Napi::Value { return float32Copy(env, probs); }, images);
+          [](Napi::Env env, torch::Tensor& probs) -> Napi::Value { return toFloat32Array(env, probs); }, images);
     });
   }
 

@@ -1,10 +1,45 @@
 #include "worker.h"
 
+#include <set>
+#include <vector>
+
 namespace torchts {
+namespace {
 
-Worker::Worker() : thread_([this] { loop(); }) {}
+std::mutex gLiveMutex;
+std::set<Worker*> gLive;
 
-Worker::~Worker() { stop(); }
+}  // namespace
+
+void Worker::stopAll(const void* owner) {
+  std::vector<Worker*> stopping;
+  {
+    std::lock_guard<std::mutex> lock(gLiveMutex);
+    for (auto it = gLive.begin(); it != gLive.end();) {
+      if ((*it)->owner_ == owner) {
+        (*it)->exiting_ = true;
+        stopping.push_back(*it);
+        it = gLive.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (Worker* worker : stopping) worker->stop();
+}
+
+Worker::Worker(const void* owner) : owner_(owner), thread_([this] { loop(); }) {
+  std::lock_guard<std::mutex> lock(gLiveMutex);
+  gLive.insert(this);
+}
+
+Worker::~Worker() {
+  {
+    std::lock_guard<std::mutex> lock(gLiveMutex);
+    gLive.erase(this);
+  }
+  stop();
+}
 
 void Worker::post(Job job) {
   {

@@ -1,6 +1,7 @@
 // One native thread with a FIFO job queue. The Learner runs every step here so that
 // neither the JS thread nor a libuv pool thread (which sharp needs) waits on libtorch.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -15,7 +16,8 @@ class Worker {
   // cancelled = true when the worker stops before reaching it (it should report that).
   using Job = std::function<void(bool cancelled)>;
 
-  Worker();
+  // `owner` tags the worker with what created it (the node environment), for stopAll().
+  explicit Worker(const void* owner);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -25,6 +27,12 @@ class Worker {
   // Lets the running job finish, cancels the queued ones, and joins the thread.
   void stop();
 
+  // Stops every worker of `owner` (the running jobs finish; afterwards exiting() is true and
+  // no job may call back into node). Called on the environment's 'exit' event, before exit()
+  // destroys libtorch's statics, some of which a running step would still use.
+  static void stopAll(const void* owner);
+  bool exiting() const { return exiting_.load(); }
+
  private:
   void loop();
 
@@ -32,6 +40,8 @@ class Worker {
   std::condition_variable wake_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  const void* owner_;
+  std::atomic<bool> exiting_{false};
   std::thread thread_;
 };
 

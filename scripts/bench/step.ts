@@ -1,7 +1,8 @@
 /**
  * Training-step benchmark (not a test): our native Learner's trainStep against the same step
  * in PyTorch (scripts/bench/step_peer.py, /usr/bin/python3, the same libtorch build), on the
- * CPU with the same thread count. Prints both median step times and the ratio (ours / PyTorch).
+ * CPU with the same thread count. Prints both median step times and the ratio (ours / PyTorch),
+ * in wall-clock time and in process CPU time (the second is steadier on a shared machine).
  *
  *   npx tsx scripts/bench/step.ts [--warmup 2] [--steps 5] [--bs 32] [--threads N]
  *
@@ -44,7 +45,15 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-async function ours(arch: string, size: number, args: Args): Promise<{ ms: number; params: number }> {
+interface StepTimes {
+  /** Median wall-clock ms per step. */
+  ms: number;
+  /** Median process CPU ms per step (all threads): less sensitive to other load on the machine. */
+  cpuMs: number;
+  params: number;
+}
+
+async function ours(arch: string, size: number, args: Args): Promise<StepTimes> {
   const binding = native();
   binding.setThreads(args.threads);
   const learner = new binding.Learner({
@@ -61,19 +70,25 @@ async function ours(arch: string, size: number, args: Args): Promise<{ ms: numbe
     for (let i = 0; i < images.length; i++) images[i] = (i * 2654435761) >>> 24;
     const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
     const times: number[] = [];
+    const cpuTimes: number[] = [];
     for (let i = 0; i < args.warmup + args.steps; i++) {
       const start = process.hrtime.bigint();
+      const cpuStart = process.cpuUsage();
       await learner.trainStep({ images, n, h: size, w: size, labels }, { lrs: [1e-3], mom: 0.9 });
-      if (i >= args.warmup) times.push(Number(process.hrtime.bigint() - start) / 1e6);
+      if (i >= args.warmup) {
+        times.push(Number(process.hrtime.bigint() - start) / 1e6);
+        const cpu = process.cpuUsage(cpuStart);
+        cpuTimes.push((cpu.user + cpu.system) / 1000);
+      }
     }
     const params = learner.parameters().reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
-    return { ms: median(times), params };
+    return { ms: median(times), cpuMs: median(cpuTimes), params };
   } finally {
     learner.dispose();
   }
 }
 
-function peer(arch: string, size: number, args: Args): { ms: number; params: number; threads: number } {
+function peer(arch: string, size: number, args: Args): StepTimes {
   const script = path.join(__dirname, 'step_peer.py');
   const argv = [script, arch, size, args.bs, args.threads, args.warmup, args.steps].map(String);
   const result = spawnSync(PEER_PYTHON, argv, { encoding: 'utf8' });
@@ -88,13 +103,16 @@ async function main(): Promise<void> {
   console.log(
     `training step, CPU, batch ${args.bs}, ${args.threads} threads, median of ${args.steps} steps after ${args.warmup} warm-up; libtorch ${info.torchVersion}`,
   );
-  console.log('arch        size   torchts ms   pytorch ms   ratio');
+  console.log('                    wall clock ms per step            CPU ms per step (all threads)');
+  console.log('arch        size   torchts  pytorch   ratio     torchts  pytorch   ratio');
   for (const [arch, size] of CONFIGS) {
     const a = await ours(arch, size, args);
     const b = peer(arch, size, args);
     const note = a.params === b.params ? '' : `  (parameter counts differ: ${a.params} vs ${b.params})`;
+    const cell = (x: number) => x.toFixed(0).padStart(8);
+    const ratio = (x: number, y: number) => `${(x / y).toFixed(2).padStart(7)}x`;
     console.log(
-      `${arch.padEnd(11)} ${String(size).padStart(4)} ${a.ms.toFixed(0).padStart(12)} ${b.ms.toFixed(0).padStart(12)} ${(a.ms / b.ms).toFixed(2).padStart(7)}x${note}`,
+      `${arch.padEnd(11)} ${String(size).padStart(4)} ${cell(a.ms)} ${cell(b.ms)} ${ratio(a.ms, b.ms)}   ${cell(a.cpuMs)} ${cell(b.cpuMs)} ${ratio(a.cpuMs, b.cpuMs)}${note}`,
     );
   }
 }

@@ -12,14 +12,17 @@ import { syntheticBatch } from '../helpers/native-batch';
 const root = path.resolve(__dirname, '..', '..');
 
 // Runs a TypeScript snippet in a fresh node process (so it can set UV_THREADPOOL_SIZE first).
-function child(script: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+function child(
+  script: string,
+  env: Record<string, string> = {},
+): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e', script], {
     cwd: root,
     env: { ...process.env, ...env },
     encoding: 'utf8',
     timeout: 90_000,
   });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
 }
 
 describe('native Learner and the event loop', function () {
@@ -85,6 +88,18 @@ describe('native Learner and the event loop', function () {
     assert.equal(a.after, 1);
     const set = child(script, { TORCHTS_THREADS: '3' });
     assert.equal(JSON.parse(set.stdout.trim().split('\n').pop() ?? '{}').before, 3);
+  });
+
+  it('process.exit() during a step exits cleanly (the step finishes before libtorch is torn down)', function () {
+    const result = child(`
+      const { native } = require('./lib/native');
+      const { syntheticBatch } = require('./test/helpers/native-batch');
+      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: 'cpu' });
+      learner.trainStep(syntheticBatch({ n: 16, size: 96, classes: 4 }), { lrs: [1e-3], mom: 0.9 });
+      setTimeout(() => process.exit(3), 100);
+    `);
+    assert.equal(result.signal ?? null, null, 'the child died from a signal');
+    assert.equal(result.status, 3, result.stderr);
   });
 
   it('info() reports the libtorch build', function () {
