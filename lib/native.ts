@@ -210,6 +210,20 @@ export interface NativeBinding {
    */
   prepareBatch(batch: NativeBatch, stats?: { mean: number[]; std: number[] }): Float32Array;
   Learner: new (options: NativeLearnerOptions) => NativeLearner;
+  /**
+   * Present only when the addon was built with libjpeg(-turbo) (CMake's find_package(JPEG)).
+   * Decodes each JPEG in `inputs` (file bytes) with DCT scaling (the smallest M/8 keeping both
+   * sides >= presize), converts grayscale to RGB, squishes it to presize x presize with a
+   * triangle (bilinear, area-averaging when shrinking) filter and writes the presize*presize*3
+   * RGB bytes (HWC) into `out` at byte offset `offsets[i]`. Runs on libuv's pool with `workers`
+   * threads (default 1) pulling images from the batch; the buffers are kept alive until it
+   * settles. Resolves with one entry per input: null when decoded, otherwise why not (corrupt
+   * or truncated data, as libjpeg warnings count as errors; CMYK/YCCK; too large), leaving
+   * that slot of `out` unspecified. Rejects only for bad arguments.
+   */
+  decodeJpegInto?(inputs: Uint8Array[], presize: number, out: Uint8Array, offsets: number[], workers?: number): Promise<Array<string | null>>;
+  /** The JPEG library compiled in, e.g. "libjpeg-turbo 2.1.5"; absent when built without one. */
+  jpegVersion?(): string;
 }
 
 const ADDON_NAME = 'torchts.node';

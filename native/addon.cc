@@ -2,10 +2,12 @@
 #include <napi.h>
 
 #include "bridge.h"
+#include "jpeg.h"
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   torchts::InitGlobals(env, exports);
   torchts::InitLearner(env, exports);
+  torchts::InitJpeg(env, exports);
   return exports;
 }
 

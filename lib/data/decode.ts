@@ -8,13 +8,19 @@
  *   decode with shrink-on-load and squish the whole image to a square
  *   presize. The original aspect ratio is kept beside the pixels, so the
  *   device crop can undo the squish exactly (see augment.ts).
+ * - `decodePresizedInto`: the same for a whole batch, written straight into
+ *   the batch buffer. Plain JPEGs go to the addon's libjpeg-turbo decoder
+ *   (one call per batch, on libuv's pool) when the addon has one; every other
+ *   file, and any JPEG it refuses, goes to sharp.
  * - `decodeTransformed`: fastai's per-image transforms on the CPU (resize
  *   crop/squish/pad, random-resized crop, flip), producing final-size pixels.
  */
 import './threads';
 import * as fs from 'fs';
 import sharp from 'sharp';
+import { native, type NativeBinding } from '../native';
 import { Random } from './random';
+import { coreCount } from './threads';
 
 // Parallelism comes from decoding many images at once on libuv's pool; one
 // libvips thread per image avoids oversubscribing the cores.
@@ -189,7 +195,10 @@ const KERNEL = 'linear' as const;
  * are no-ops for them; everything else takes the full pipeline.
  */
 export async function decodePresized(file: string, presize: number, failOn: FailOn = 'warning'): Promise<DecodedImage> {
-  const data = await readInput(file);
+  return presizedFromData(file, await readInput(file), presize, failOn);
+}
+
+async function presizedFromData(file: string, data: Buffer, presize: number, failOn: FailOn): Promise<DecodedImage> {
   const jpeg = sniffJpeg(data);
   if (isPlainJpeg(jpeg)) {
     const pipeline = sharp(data, { failOn }).resize(presize, presize, { fit: 'fill', kernel: KERNEL });
@@ -200,6 +209,115 @@ export async function decodePresized(file: string, presize: number, failOn: Fail
   const pipeline = source(data, failOn).resize(presize, presize, { fit: 'fill', kernel: KERNEL });
   const pixels = await toRgb(file, pipeline, presize, presize);
   return { pixels, width: presize, height: presize, aspect: size.width / size.height };
+}
+
+/**
+ * Which decoder the presized path uses for JPEGs. 'auto': the addon's
+ * libjpeg-turbo decoder when the addon is built with it, else sharp;
+ * 'native': the addon's decoder or an Error; 'sharp': always sharp.
+ */
+export type JpegDecoder = 'auto' | 'native' | 'sharp';
+
+type NativeJpeg = NonNullable<NativeBinding['decodeJpegInto']>;
+let nativeJpeg: NativeJpeg | null | undefined;
+
+/** The addon's JPEG decoder, or null when the addon cannot be loaded or was built without libjpeg. */
+export function nativeJpegDecoder(): NativeJpeg | null {
+  if (nativeJpeg === undefined) {
+    try {
+      const binding = native();
+      nativeJpeg = typeof binding.decodeJpegInto === 'function' ? binding.decodeJpegInto.bind(binding) : null;
+    } catch {
+      nativeJpeg = null;
+    }
+  }
+  return nativeJpeg;
+}
+
+/**
+ * A JPEG the native decoder gives the same pixels for as sharp: 8-bit YCbCr,
+ * RGB or grayscale, no EXIF rotation, no ICC profile or Adobe marker (sharp
+ * applies those). Baseline and progressive alike.
+ */
+function isNativeJpeg(h: JpegHeader | null): h is JpegHeader {
+  return h !== null && (h.components === 3 || h.components === 1) && h.precision === 8 && h.orientation === 1 && !h.colourManaged;
+}
+
+/** Per file of `decodePresizedInto`: its aspect ratio (width/height as shown), or why it is bad. */
+export type PresizedResult = { aspect: number } | DecodeError;
+
+/** Options of `decodePresizedInto`. */
+export interface PresizedIntoOptions {
+  /** sharp's failOn for the files sharp decodes. Default 'warning'. */
+  failOn?: FailOn;
+  /** Default 'auto'. */
+  jpeg?: JpegDecoder;
+}
+
+/**
+ * Decodes `files` and squishes each to presize x presize, writing the RGB
+ * bytes of file i into `out` at byte offset `offsets[i]`. Never rejects for a
+ * bad file: its result is a DecodeError (and its slot is unspecified). A JPEG
+ * the native decoder refuses (corrupt, truncated, CMYK, ...) is retried with
+ * sharp, so which files count as bad is sharp's rule (failOn) on every path.
+ */
+export async function decodePresizedInto(
+  files: readonly string[],
+  presize: number,
+  out: Uint8Array,
+  offsets: readonly number[],
+  options: PresizedIntoOptions = {},
+): Promise<PresizedResult[]> {
+  const failOn = options.failOn ?? 'warning';
+  const mode = options.jpeg ?? 'auto';
+  const decoder = mode === 'sharp' ? null : nativeJpegDecoder();
+  if (mode === 'native' && !decoder) throw new Error("decodePresizedInto: jpeg 'native' needs the addon built with libjpeg (none found)");
+  const results: PresizedResult[] = new Array(files.length);
+  const inputs = await Promise.all(files.map((f) => readInput(f).catch((err: unknown) => err)));
+
+  const viaSharp = async (i: number, data: Buffer) => {
+    try {
+      const decoded = await presizedFromData(files[i], data, presize, failOn);
+      out.set(decoded.pixels, offsets[i]);
+      results[i] = { aspect: decoded.aspect };
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      results[i] = err;
+    }
+  };
+  const natives: { i: number; data: Buffer; aspect: number }[] = [];
+  const sharpJobs: Promise<void>[] = [];
+  inputs.forEach((input, i) => {
+    if (!(input instanceof Buffer)) {
+      if (!(input instanceof DecodeError)) throw input;
+      results[i] = input;
+      return;
+    }
+    const header = decoder ? sniffJpeg(input) : null;
+    if (isNativeJpeg(header)) natives.push({ i, data: input, aspect: header.width / header.height });
+    else sharpJobs.push(viaSharp(i, input));
+  });
+  if (decoder && natives.length > 0) {
+    const run = decoder(
+      natives.map((n) => n.data),
+      presize,
+      out,
+      natives.map((n) => offsets[n.i]),
+      coreCount(),
+    ).then((errors) =>
+      Promise.all(
+        errors.map((error, j) => {
+          const { i, data, aspect } = natives[j];
+          if (error === null) results[i] = { aspect };
+          else return viaSharp(i, data);
+          return undefined;
+        }),
+      ),
+    );
+    sharpJobs.push(run.then(() => undefined));
+  }
+  await Promise.all(sharpJobs);
+  return results;
 }
 
 /** How `resize` fits an image into the target square (fastai's ResizeMethod). */

@@ -21,7 +21,7 @@ import type { Batch, DataLoader, DataLoaders, Item, LoaderSettings, SkippedFile 
 import type { NativeAugment } from '../native';
 import { AUG_DEFAULTS, resolveAugment, sampleAugment, type AugmentOptions, type ResolvedAugmentOptions } from './augment';
 import { PresizeCache, datasetKey } from './cache';
-import { DecodeError, decodePresized, decodeTransformed, type FailOn, type SharpItemTransform } from './decode';
+import { DecodeError, decodePresized, decodePresizedInto, decodeTransformed, type FailOn, type JpegDecoder, type SharpItemTransform } from './decode';
 import { listImageFolder, type FolderSplitOptions, type ListedFolder } from './folder';
 import { torchtsHome } from './home';
 import { Random, type StreamKey } from './random';
@@ -72,6 +72,15 @@ export interface ImageFolderOptions extends FolderSplitOptions {
   strict?: boolean;
   /** sharp's failOn for damaged data. Default 'warning' (truncated files are bad). */
   failOn?: FailOn;
+  /**
+   * JPEG decoder of the 'presize' path: 'auto' (default) uses the addon's
+   * libjpeg-turbo decoder when it was built with one (plain 8-bit JPEGs
+   * without EXIF rotation or ICC profile; everything else still goes to
+   * sharp), 'sharp' never does, 'native' requires it. The two give slightly
+   * different pixels (mean difference under 1/255), so a cache filled by one
+   * is not bit-identical to the other's output.
+   */
+  jpegDecoder?: JpegDecoder;
   /** Where warnings go. Default: one line each on stderr. */
   log?: (line: string) => void;
 }
@@ -245,6 +254,8 @@ export class ImageDataLoaders implements DataLoaders {
   }
 }
 
+type ItemOutcome = { ok: true; aspect: number } | { ok: false; reason: string };
+
 /** One pass over a split: a DataLoader. */
 export class ImageLoader implements DataLoader {
   readonly length: number;
@@ -316,7 +327,7 @@ export class ImageLoader implements DataLoader {
     const side = this.owner.mode === 'presize' ? this.owner.presizeFor(this.size) : this.size;
     const itemBytes = side * side * 3;
     const images = new Uint8Array(indices.length * itemBytes);
-    const results = await Promise.all(indices.map((g, k) => this.loadItem(g, images, k * itemBytes, side)));
+    const results = this.owner.mode === 'presize' ? await this.loadPresized(indices, images, side) : await Promise.all(indices.map((g, k) => this.loadItem(g, images, k * itemBytes, side)));
     const kept: number[] = [];
     const aspects: number[] = [];
     results.forEach((r, k) => {
@@ -355,7 +366,7 @@ export class ImageLoader implements DataLoader {
   }
 
   /** Decodes (or reads from the cache) item `g` into `target` at `offset`. Never throws for a bad file unless strict. */
-  private async loadItem(g: number, target: Uint8Array, offset: number, side: number): Promise<{ ok: true; aspect: number } | { ok: false; reason: string }> {
+  private async loadItem(g: number, target: Uint8Array, offset: number, side: number): Promise<ItemOutcome> {
     const item = this.owner.item(g);
     const known = this.owner.badReason(g);
     try {
@@ -363,37 +374,77 @@ export class ImageLoader implements DataLoader {
       return { ok: true, aspect: await this.decodeInto(g, item, target, offset, side) };
     } catch (err) {
       if (!(err instanceof DecodeError)) throw err;
-      if (this.owner.options.strict) throw new Error(`strict: cannot use ${err.file}: ${err.reason}`);
-      this.owner.noteBad(g, err.reason);
-      const cache = this.owner.mode === 'presize' ? this.owner.cacheFor(side) : null;
-      if (cache) (await cache).markBad(g, err.reason);
-      return { ok: false, reason: err.reason };
+      return this.rejectItem(g, err, side);
     }
   }
 
-  private async decodeInto(g: number, item: Item, target: Uint8Array, offset: number, side: number): Promise<number> {
-    const transform = this.owner.sharpItemTransform;
-    if (transform) {
-      const rng = this.mode === 'valid' ? null : Random.stream(this.owner.seed, ...this.streamKeys, 'item', g);
-      const flip = this.owner.options.flip ?? true;
-      const decoded = await decodeTransformed(item.file, { transform, flip, size: side, rng }, this.owner.failOn);
-      target.set(decoded.pixels, offset);
-      return decoded.aspect;
-    }
+  /** A bad file: an Error when strict, otherwise noted (one warning), marked in the cache and skipped. */
+  private async rejectItem(g: number, err: DecodeError, side: number): Promise<ItemOutcome> {
+    if (this.owner.options.strict) throw new Error(`strict: cannot use ${err.file}: ${err.reason}`);
+    this.owner.noteBad(g, err.reason);
+    const cache = this.owner.mode === 'presize' ? this.owner.cacheFor(side) : null;
+    if (cache) (await cache).markBad(g, err.reason);
+    return { ok: false, reason: err.reason };
+  }
+
+  /**
+   * The presize path for a whole batch: known-bad and cached items first, then
+   * every other item in one decodePresizedInto call (so plain JPEGs reach the
+   * native decoder as one batch), written straight into `images`.
+   */
+  private async loadPresized(indices: number[], images: Uint8Array, side: number): Promise<ItemOutcome[]> {
+    const itemBytes = side * side * 3;
     const cachePromise = this.owner.cacheFor(side);
     const cache = cachePromise ? await cachePromise : null;
-    if (cache) {
-      const bad = cache.badReason(g);
-      if (bad !== undefined) throw new DecodeError(item.file, bad);
-      const aspect = cache.aspect(g);
-      if (aspect !== undefined) {
-        await cache.read(g, target, offset);
-        return aspect;
-      }
-    }
-    const decoded = await decodePresized(item.file, side, this.owner.failOn);
+    const outcomes: ItemOutcome[] = new Array(indices.length);
+    const todo: number[] = [];
+    await Promise.all(
+      indices.map(async (g, k) => {
+        const file = this.owner.item(g).file;
+        const bad = this.owner.badReason(g) ?? cache?.badReason(g);
+        if (bad !== undefined) {
+          outcomes[k] = await this.rejectItem(g, new DecodeError(file, bad), side);
+          return;
+        }
+        const aspect = cache?.aspect(g);
+        if (cache && aspect !== undefined) {
+          await cache.read(g, images, k * itemBytes);
+          outcomes[k] = { ok: true, aspect };
+        } else {
+          todo.push(k);
+        }
+      }),
+    );
+    if (todo.length === 0) return outcomes;
+    const decoded = await decodePresizedInto(
+      todo.map((k) => this.owner.item(indices[k]).file),
+      side,
+      images,
+      todo.map((k) => k * itemBytes),
+      { failOn: this.owner.failOn, jpeg: this.owner.options.jpegDecoder },
+    );
+    await Promise.all(
+      decoded.map(async (result, j) => {
+        const k = todo[j];
+        const g = indices[k];
+        if (result instanceof DecodeError) {
+          outcomes[k] = await this.rejectItem(g, result, side);
+          return;
+        }
+        if (cache) await cache.write(g, images.subarray(k * itemBytes, (k + 1) * itemBytes), result.aspect);
+        outcomes[k] = { ok: true, aspect: result.aspect };
+      }),
+    );
+    return outcomes;
+  }
+
+  /** The per-image sharp transforms path ('sharp' mode; the presize path is loadPresized). */
+  private async decodeInto(g: number, item: Item, target: Uint8Array, offset: number, side: number): Promise<number> {
+    const transform = this.owner.sharpItemTransform!;
+    const rng = this.mode === 'valid' ? null : Random.stream(this.owner.seed, ...this.streamKeys, 'item', g);
+    const flip = this.owner.options.flip ?? true;
+    const decoded = await decodeTransformed(item.file, { transform, flip, size: side, rng }, this.owner.failOn);
     target.set(decoded.pixels, offset);
-    if (cache) await cache.write(g, decoded.pixels, decoded.aspect);
     return decoded.aspect;
   }
 }

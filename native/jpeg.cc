@@ -1,0 +1,398 @@
+// libjpeg-turbo decode + squish for the presized data path (see jpeg.h). Why it exists: a sharp
+// pipeline costs a fixed ~0.3-0.6 CPU ms before it decodes a pixel, more than a whole 160 px
+// JPEG decode; here one call decodes a batch on the pool with no per-image set-up beyond
+// libjpeg's own.
+#include "jpeg.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <csetjmp>
+#include <cstdio>
+#include <memory>
+#include <new>
+#include <stdexcept>
+
+#ifdef TORCHTS_HAVE_JPEG
+#include <jpeglib.h>
+#endif
+
+namespace torchts {
+
+#ifdef TORCHTS_HAVE_JPEG
+namespace {
+
+// Decoded images above this many pixels (after DCT scaling) are left to sharp, whose pixel
+// limit and tiled decoding are made for them.
+constexpr size_t kMaxDecodedPixels = size_t(1) << 26;
+
+// ---- Resampling, made to give what sharp's presized path gives (its fill resize with the
+// "linear" kernel, measured on libvips 8.17), so a batch is nearly the same whichever decoder
+// made it:
+// - shrinking by r = in/out > 1: a box average over k = max(1, floor(r / 2)) pixels, then a
+//   triangle filter of radius r/k (in boxes) centred at (i + 0.5) * r/k, edges replicated;
+// - enlarging: bilinear at x = i * in/out - 0.5, clamped to the image.
+// Both fold into one list of weights per output index over the input axis.
+
+struct Taps {
+  std::vector<int> first;      // first input index of each output index
+  std::vector<int> count;      // number of inputs
+  std::vector<float> weights;  // `count` weights per output, at stride `width`
+  int width = 0;
+};
+
+Taps axisTaps(int in, int out) {
+  std::vector<std::vector<double>> dense(out);  // weights over [first, first + size)
+  std::vector<int> first(out);
+  const double r = double(in) / out;
+  for (int i = 0; i < out; ++i) {
+    std::vector<double>& w = dense[i];
+    if (in == out) {
+      first[i] = i;
+      w = {1.0};
+      continue;
+    }
+    if (r < 1) {  // enlarging
+      const double x = std::min(double(in - 1), std::max(0.0, i * r - 0.5));
+      const int x0 = int(x);
+      const double f = x - x0;
+      first[i] = x0;
+      w = {1 - f};
+      if (x0 + 1 < in && f > 0) w.push_back(f);
+      continue;
+    }
+    const int k = std::max(1, int(r / 2));
+    const int boxes = (in + k - 1) / k;
+    const double radius = r / k;  // >= 1 because k <= r / 2 or k = 1
+    const double centre = (i + 0.5) * radius;
+    const int b0 = int(std::floor(centre - radius));
+    const int b1 = int(std::ceil(centre + radius));
+    const int lo = std::max(0, std::min(boxes - 1, b0)) * k;
+    const int hi = std::min(in, (std::max(0, std::min(boxes - 1, b1)) + 1) * k);
+    first[i] = lo;
+    w.assign(hi - lo, 0.0);
+    double total = 0;
+    for (int b = b0; b <= b1; ++b) {
+      const double d = std::fabs((b + 0.5 - centre) / radius);
+      if (d >= 1) continue;
+      const int box = std::max(0, std::min(boxes - 1, b));  // edge boxes repeat
+      for (int j = 0; j < k; ++j) w[std::min(box * k + j, in - 1) - lo] += (1 - d) / k;
+      total += 1 - d;
+    }
+    for (double& v : w) v /= total;
+  }
+  Taps taps;
+  taps.first = first;
+  taps.count.resize(out);
+  for (const auto& w : dense) taps.width = std::max(taps.width, int(w.size()));
+  taps.weights.assign(size_t(out) * taps.width, 0.f);
+  for (int i = 0; i < out; ++i) {
+    taps.count[i] = int(dense[i].size());
+    for (size_t j = 0; j < dense[i].size(); ++j) taps.weights[size_t(i) * taps.width + j] = float(dense[i][j]);
+  }
+  return taps;
+}
+
+inline uint8_t toByte(float v) {
+  return uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
+}
+
+// src: h rows of w RGB pixels, `stride` bytes apart -> out: side x side RGB. Vertical pass
+// first into floats (side rows of w pixels), then the horizontal pass rounds once into `out`.
+void squish(const uint8_t* src, int w, int h, size_t stride, int side, uint8_t* out,
+            std::vector<float>& rows) {
+  const Taps vt = axisTaps(h, side);
+  const Taps ht = axisTaps(w, side);
+  const size_t rowLen = size_t(w) * 3;
+  rows.assign(size_t(side) * rowLen, 0.f);
+  for (int y = 0; y < side; ++y) {
+    float* dst = &rows[size_t(y) * rowLen];
+    const float* wy = &vt.weights[size_t(y) * vt.width];
+    for (int k = 0; k < vt.count[y]; ++k) {
+      const uint8_t* s = src + size_t(vt.first[y] + k) * stride;
+      const float c = wy[k];
+      for (size_t x = 0; x < rowLen; ++x) dst[x] += c * s[x];
+    }
+  }
+  for (int y = 0; y < side; ++y) {
+    const float* s = &rows[size_t(y) * rowLen];
+    uint8_t* d = out + size_t(y) * side * 3;
+    for (int x = 0; x < side; ++x) {
+      const float* wx = &ht.weights[size_t(x) * ht.width];
+      const float* p = s + size_t(ht.first[x]) * 3;
+      float r = 0, g = 0, b = 0;
+      for (int k = 0; k < ht.count[x]; ++k, p += 3) {
+        r += wx[k] * p[0];
+        g += wx[k] * p[1];
+        b += wx[k] * p[2];
+      }
+      d[x * 3] = toByte(r);
+      d[x * 3 + 1] = toByte(g);
+      d[x * 3 + 2] = toByte(b);
+    }
+  }
+}
+
+// ---- libjpeg error handling: errors and warnings (corrupt or truncated data) jump back to
+// the setjmp in decodeScaled, whose frame holds no C++ object with a destructor.
+
+struct ErrorManager {
+  jpeg_error_mgr pub;
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+[[noreturn]] void jumpOnError(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  longjmp(err->jump, 1);
+}
+
+void jumpOnWarning(j_common_ptr cinfo, int level) {
+  if (level < 0) jumpOnError(cinfo);  // level -1: a warning (premature end, bad data)
+}
+
+// The DCT scale 1/f sharp's shrink-on-load picks for a fill resize to side x side: the largest
+// f in {8, 4, 2} not above the smaller of the two shrinks, halved when that shrink's integer
+// part equals f (libvips' guard against libjpeg's rounding). The rest is left to squish().
+int shrinkOnLoad(unsigned width, unsigned height, int side) {
+  const double shrink = std::min(double(width) / side, double(height) / side);
+  int f = shrink >= 8 ? 8 : shrink >= 4 ? 4 : shrink >= 2 ? 2 : 1;
+  if (f > 1 && int(shrink) == f) f /= 2;
+  return f;
+}
+
+enum class Refusal { none, libjpeg, colourSpace, tooLarge, memory };
+
+// Decodes `data` at DCT scale into scratch.decoded (RGB rows). Plain C inside the setjmp frame.
+// The image is the top-left floor(width / f) x floor(height / f) of the decoded rows: libvips'
+// jpegload drops the partial last block column and row when it shrinks (libjpeg rounds up), and
+// keeping them shifts the whole resize against sharp's by up to half a pixel.
+Refusal decodeScaled(const uint8_t* data, size_t size, int side, JpegScratch& scratch,
+                     unsigned* outWidth, unsigned* outHeight, size_t* outStride, char* message) {
+  jpeg_decompress_struct cinfo;
+  ErrorManager err;
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jumpOnError;
+  err.pub.emit_message = jumpOnWarning;
+  err.message[0] = 0;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    std::snprintf(message, JMSG_LENGTH_MAX, "%s", err.message);
+    return Refusal::libjpeg;
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  const J_COLOR_SPACE cs = cinfo.jpeg_color_space;
+  if (cs != JCS_YCbCr && cs != JCS_RGB && cs != JCS_GRAYSCALE) {
+    jpeg_destroy_decompress(&cinfo);
+    return Refusal::colourSpace;
+  }
+  cinfo.out_color_space = JCS_RGB;
+  cinfo.scale_num = 1;
+  cinfo.scale_denom = shrinkOnLoad(cinfo.image_width, cinfo.image_height, side);
+  jpeg_calc_output_dimensions(&cinfo);
+  const size_t pixels = size_t(cinfo.output_width) * cinfo.output_height;
+  if (pixels > kMaxDecodedPixels || cinfo.output_components != 3) {
+    jpeg_destroy_decompress(&cinfo);
+    return Refusal::tooLarge;
+  }
+  const size_t stride = size_t(cinfo.output_width) * 3;
+  // A throwing resize would unwind through this frame, which holds no destructors; still,
+  // report it as a refusal so the caller falls back to sharp.
+  try {
+    scratch.decoded.resize(stride * cinfo.output_height);
+  } catch (const std::bad_alloc&) {
+    jpeg_destroy_decompress(&cinfo);
+    return Refusal::memory;
+  }
+  jpeg_start_decompress(&cinfo);
+  uint8_t* base = scratch.decoded.data();
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW rows[8];
+    const unsigned n = std::min(8u, cinfo.output_height - cinfo.output_scanline);
+    for (unsigned k = 0; k < n; ++k) rows[k] = base + (cinfo.output_scanline + k) * stride;
+    jpeg_read_scanlines(&cinfo, rows, n);
+  }
+  jpeg_finish_decompress(&cinfo);
+  *outWidth = std::max(1u, std::min(cinfo.output_width, cinfo.image_width / cinfo.scale_denom));
+  *outHeight = std::max(1u, std::min(cinfo.output_height, cinfo.image_height / cinfo.scale_denom));
+  *outStride = stride;
+  jpeg_destroy_decompress(&cinfo);
+  return Refusal::none;
+}
+
+}  // namespace
+
+std::string decodeJpegPresized(const uint8_t* data, size_t size, int presize, uint8_t* out,
+                               JpegScratch& scratch) {
+  if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) return "not a JPEG (no SOI marker)";
+  char message[JMSG_LENGTH_MAX] = {0};
+  unsigned w = 0, h = 0;
+  size_t stride = 0;
+  switch (decodeScaled(data, size, presize, scratch, &w, &h, &stride, message)) {
+    case Refusal::none:
+      break;
+    case Refusal::libjpeg:
+      return std::string("libjpeg: ") + message;
+    case Refusal::colourSpace:
+      return "colour space is not YCbCr, RGB or grayscale (CMYK/YCCK): left to sharp";
+    case Refusal::tooLarge:
+      return "image too large for the native decoder: left to sharp";
+    case Refusal::memory:
+      return "out of memory decoding the image";
+  }
+  squish(scratch.decoded.data(), int(w), int(h), stride, presize, out, scratch.rows);
+  return "";
+}
+
+namespace {
+
+// One decodeJpegInto call: shared by its workers, resolved by the last one to finish.
+struct BatchJob {
+  std::vector<const uint8_t*> data;
+  std::vector<size_t> sizes;
+  std::vector<size_t> offsets;
+  uint8_t* out = nullptr;
+  int presize = 0;
+  std::vector<std::string> errors;
+  std::atomic<size_t> next{0};
+  int pending = 0;  // workers not yet finished; touched on the JS thread only
+  Napi::Promise::Deferred deferred;
+  Napi::ObjectReference keepAlive;  // the input buffers and `out`
+
+  explicit BatchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+
+  void resolve(Napi::Env env) {
+    Napi::Array result = Napi::Array::New(env, errors.size());
+    for (size_t i = 0; i < errors.size(); ++i) {
+      result.Set(uint32_t(i), errors[i].empty() ? env.Null() : Napi::String::New(env, errors[i]));
+    }
+    keepAlive.Reset();
+    deferred.Resolve(result);
+  }
+};
+
+// Pulls images from the job until none is left: several of these decode one batch in parallel.
+class DecodeWorker : public Napi::AsyncWorker {
+ public:
+  DecodeWorker(Napi::Env env, std::shared_ptr<BatchJob> job)
+      : Napi::AsyncWorker(env, "torchts.decodeJpegInto"), job_(std::move(job)) {}
+
+  void Execute() override {
+    BatchJob& job = *job_;
+    for (;;) {
+      const size_t i = job.next.fetch_add(1);
+      if (i >= job.data.size()) break;
+      try {
+        job.errors[i] = decodeJpegPresized(job.data[i], job.sizes[i], job.presize,
+                                           job.out + job.offsets[i], scratch_);
+      } catch (const std::exception& e) {
+        job.errors[i] = std::string("native decode failed: ") + e.what();
+      }
+    }
+  }
+
+  void OnOK() override { finish(); }
+  void OnError(const Napi::Error&) override { finish(); }  // Execute never sets an error
+
+ private:
+  void finish() {
+    if (--job_->pending == 0) job_->resolve(Env());
+  }
+
+  std::shared_ptr<BatchJob> job_;
+  JpegScratch scratch_;
+};
+
+Napi::Uint8Array uint8Arg(const Napi::Value& value, const std::string& what) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(value.Env(), "decodeJpegInto: " + what + " must be a Uint8Array or Buffer");
+  }
+  return value.As<Napi::Uint8Array>();
+}
+
+int64_t intArg(const Napi::Value& value, const std::string& what, int64_t min, int64_t max) {
+  const double v = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(v >= double(min) && v <= double(max)) || std::floor(v) != v) {
+    throw Napi::RangeError::New(value.Env(), "decodeJpegInto: " + what + " must be an integer in [" +
+                                                 std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return int64_t(v);
+}
+
+// decodeJpegInto(inputs: Uint8Array[], presize, out: Uint8Array, offsets: number[], workers = 1)
+Napi::Value DecodeJpegInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsArray() || !info[3].IsArray()) {
+    throw Napi::TypeError::New(env, "decodeJpegInto(inputs: Uint8Array[], presize: number, out: Uint8Array, "
+                                    "offsets: number[], workers?: number): expected arrays for inputs and offsets");
+  }
+  Napi::Array inputs = info[0].As<Napi::Array>();
+  Napi::Array offsets = info[3].As<Napi::Array>();
+  const int presize = int(intArg(info[1], "presize", 1, 8192));
+  Napi::Uint8Array out = uint8Arg(info[2], "out");
+  const int64_t workers = info.Length() > 4 && !info[4].IsUndefined() ? intArg(info[4], "workers", 1, 256) : 1;
+  const uint32_t n = inputs.Length();
+  if (offsets.Length() != n) {
+    throw Napi::RangeError::New(env, "decodeJpegInto: offsets has " + std::to_string(offsets.Length()) +
+                                         " entries, expected one per input (" + std::to_string(n) + ")");
+  }
+  auto job = std::make_shared<BatchJob>(env);
+  job->presize = presize;
+  job->out = out.Data();
+  job->errors.resize(n);
+  const size_t itemBytes = size_t(presize) * presize * 3;
+  Napi::Array keep = Napi::Array::New(env, n + 1);
+  for (uint32_t i = 0; i < n; ++i) {
+    Napi::Uint8Array input = uint8Arg(inputs.Get(i), "inputs[" + std::to_string(i) + "]");
+    const int64_t offset = intArg(offsets.Get(i), "offsets[" + std::to_string(i) + "]", 0,
+                                  int64_t(out.ByteLength()) - int64_t(itemBytes));
+    job->data.push_back(input.Data());
+    job->sizes.push_back(input.ByteLength());
+    job->offsets.push_back(size_t(offset));
+    keep.Set(i, input);
+  }
+  keep.Set(n, out);
+  job->keepAlive = Napi::Persistent(keep.As<Napi::Object>());
+  Napi::Promise promise = job->deferred.Promise();
+  if (n == 0) {
+    job->resolve(env);
+    return promise;
+  }
+  const int count = int(std::min<int64_t>(workers, n));
+  job->pending = count;
+  for (int k = 0; k < count; ++k) (new DecodeWorker(env, job))->Queue();  // AsyncWorker deletes itself
+  return promise;
+}
+
+#define TORCHTS_STRINGIFY2(x) #x
+#define TORCHTS_STRINGIFY(x) TORCHTS_STRINGIFY2(x)
+
+Napi::Value JpegVersion(const Napi::CallbackInfo& info) {
+#ifdef LIBJPEG_TURBO_VERSION
+  return Napi::String::New(info.Env(), "libjpeg-turbo " TORCHTS_STRINGIFY(LIBJPEG_TURBO_VERSION));
+#else
+  return Napi::String::New(info.Env(), "libjpeg " TORCHTS_STRINGIFY(JPEG_LIB_VERSION));
+#endif
+}
+
+}  // namespace
+
+void InitJpeg(Napi::Env env, Napi::Object exports) {
+  exports.Set("decodeJpegInto", Napi::Function::New(env, DecodeJpegInto, "decodeJpegInto"));
+  exports.Set("jpegVersion", Napi::Function::New(env, JpegVersion, "jpegVersion"));
+}
+
+#else  // no libjpeg at build time: the data pipeline decodes everything with sharp.
+
+std::string decodeJpegPresized(const uint8_t*, size_t, int, uint8_t*, JpegScratch&) {
+  return "torchts was built without libjpeg";
+}
+
+void InitJpeg(Napi::Env, Napi::Object) {}
+
+#endif
+
+}  // namespace torchts
