@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import * as tar from 'tar';
 import { makeFashionMnistFolder } from '../../scripts/fashion-mnist';
 import { parseCsv } from '../../lib/report/logs';
+import { runPython } from '../helpers/python';
 import { runCli, startCli, tempDir, waitForOutput, type CliResult } from './run-cli';
 
 const KEEP = ['Bag', 'Sneaker', 'T-shirt_top', 'Trouser'];
@@ -174,6 +175,20 @@ describe('torchts-train (CLI, end to end)', function () {
       }
       assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'baseline', 'config.json'), 'utf8')).normalize, 'none');
       assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'progressive', 'config.json'), 'utf8')).phases, [{ size: 8, epochs: 1 }, { size: 16, epochs: 1 }]);
+    });
+  });
+
+  describe('--pretrained', () => {
+    it('fine-tunes torchvision weights: a frozen epoch, then the whole model, with ImageNet stats', async () => {
+      const weights = path.join(tmp.dir, 'resnet18.pth');
+      await runPython('import sys, torch, torchvision\ntorch.manual_seed(0)\ntorch.save(torchvision.models.resnet18().state_dict(), sys.argv[1])', { args: [weights] });
+      const out = path.join(tmp.dir, 'finetuned');
+      const r = await runCli(['--data', data, ...TINY.map((a) => (a === 'xresnet18' ? 'resnet18' : a)), '--epochs', '1', '--pretrained', weights, '--out', out], tmp.dir);
+      assert.equal(r.code, 0, explain(r));
+      assert.match(r.stdout, /resnet18 \| 1 epoch at 16 px, fine-tuning resnet18\.pth/);
+      const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+      assert.equal(config.normalize, 'imagenet');
+      assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).length, 2, 'one frozen epoch, then one unfrozen');
     });
   });
 
