@@ -207,6 +207,7 @@ export function barChart(options: BarChartOptions): string {
       const top = py(Math.max(v, 0));
       const h = Math.abs(py(v) - py(0));
       out.push(`<rect x="${fmt(gx + s * barW)}" y="${fmt(top)}" width="${fmt(barW)}" height="${fmt(h)}" fill="${PALETTE[s % PALETTE.length]}"><title>${escapeXml(`${category} ${series.name}: ${formatTick(v)}`)}</title></rect>`);
+      out.push(`<text x="${fmt(gx + s * barW + barW / 2)}" y="${fmt(top - 4)}" text-anchor="middle" font-size="11" ${FONT}>${formatTick(v)}</text>`);
     });
     out.push(`<text x="${fmt(gx + groupW * 0.4)}" y="${MARGIN.top + frame.plotH + 16}" text-anchor="middle" font-size="11" ${FONT}>${escapeXml(category)}</text>`);
   });
