@@ -9,6 +9,7 @@
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -97,39 +98,113 @@ inline uint8_t toByte(float v) {
   return uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
 }
 
-// src: h rows of w RGB pixels, `stride` bytes apart -> out: side x side RGB. Vertical pass
-// first into floats (side rows of w pixels), then the horizontal pass rounds once into `out`.
-void squish(const uint8_t* src, int w, int h, size_t stride, int side, uint8_t* out,
-            std::vector<float>& rows) {
-  const Taps vt = axisTaps(h, side);
-  const Taps ht = axisTaps(w, side);
-  const size_t rowLen = size_t(w) * 3;
-  rows.assign(size_t(side) * rowLen, 0.f);
-  for (int y = 0; y < side; ++y) {
-    float* dst = &rows[size_t(y) * rowLen];
-    const float* wy = &vt.weights[size_t(y) * vt.width];
-    for (int k = 0; k < vt.count[y]; ++k) {
-      const uint8_t* s = src + size_t(vt.first[y] + k) * stride;
-      const float c = wy[k];
-      for (size_t x = 0; x < rowLen; ++x) dst[x] += c * s[x];
+// Four floats: one RGB pixel plus a lane that is ignored. With GCC/Clang a vector, so each tap
+// is one multiply-add for the whole pixel.
+#if defined(__GNUC__)
+typedef float Pixel4 __attribute__((vector_size(16)));
+inline Pixel4 loadPixel(const float* p) {
+  Pixel4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+#else
+struct Pixel4 {
+  float v[4];
+  float operator[](int i) const { return v[i]; }
+  Pixel4& operator+=(const Pixel4& o) {
+    for (int i = 0; i < 4; ++i) v[i] += o.v[i];
+    return *this;
+  }
+  friend Pixel4 operator*(float c, const Pixel4& p) { return {{c * p.v[0], c * p.v[1], c * p.v[2], c * p.v[3]}}; }
+};
+inline Pixel4 loadPixel(const float* p) {
+  Pixel4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+#endif
+
+// Horizontal taps with offsets clamped and in floats: output x reads row[offsets[x*width+k]].
+struct RowTaps {
+  int width = 0;
+  std::vector<float> weights;
+  std::vector<int> offsets;
+};
+
+RowTaps rowTaps(const Taps& t, int in, int side) {
+  RowTaps r;
+  r.width = t.width;
+  r.weights.assign(size_t(t.width) * side, 0.f);
+  r.offsets.assign(size_t(t.width) * side, 0);
+  for (int x = 0; x < side; ++x) {
+    for (int k = 0; k < t.width; ++k) {
+      const size_t i = size_t(x) * t.width + k;
+      if (k < t.count[x]) r.weights[i] = t.weights[i];
+      r.offsets[i] = std::min(t.first[x] + k, in - 1) * 3;
     }
   }
-  for (int y = 0; y < side; ++y) {
-    const float* s = &rows[size_t(y) * rowLen];
-    uint8_t* d = out + size_t(y) * side * 3;
-    for (int x = 0; x < side; ++x) {
-      const float* wx = &ht.weights[size_t(x) * ht.width];
-      const float* p = s + size_t(ht.first[x]) * 3;
-      float r = 0, g = 0, b = 0;
-      for (int k = 0; k < ht.count[x]; ++k, p += 3) {
-        r += wx[k] * p[0];
-        g += wx[k] * p[1];
-        b += wx[k] * p[2];
-      }
-      d[x * 3] = toByte(r);
-      d[x * 3 + 1] = toByte(g);
-      d[x * 3 + 2] = toByte(b);
+  return r;
+}
+
+// The weights are non-negative and sum to 1, so every value is within [0, 255] up to rounding
+// error and truncating v + 0.5 rounds it.
+inline void storePixel(const Pixel4& a, uint8_t* out) {
+#if defined(__GNUC__)
+  typedef int Int4 __attribute__((vector_size(16)));
+  const Int4 v = __builtin_convertvector(a + 0.5f, Int4);
+  out[0] = uint8_t(std::min(v[0], 255));
+  out[1] = uint8_t(std::min(v[1], 255));
+  out[2] = uint8_t(std::min(v[2], 255));
+#else
+  out[0] = toByte(a[0]);
+  out[1] = toByte(a[1]);
+  out[2] = toByte(a[2]);
+#endif
+}
+
+// One row of RGB floats (plus one float of padding) -> side RGB bytes. Two output pixels per
+// step keep two independent accumulation chains in flight.
+void filterRow(const float* row, const RowTaps& taps, int side, uint8_t* out) {
+  const int n = taps.width;
+  int x = 0;
+  for (; x + 2 <= side; x += 2) {
+    const float* w0 = &taps.weights[size_t(x) * n];
+    const int* o0 = &taps.offsets[size_t(x) * n];
+    Pixel4 a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
+    for (int k = 0; k < n; ++k) {
+      a += w0[k] * loadPixel(row + o0[k]);
+      b += w0[n + k] * loadPixel(row + o0[n + k]);
     }
+    storePixel(a, out + x * 3);
+    storePixel(b, out + x * 3 + 3);
+  }
+  for (; x < side; ++x) {
+    Pixel4 a = {0, 0, 0, 0};
+    for (int k = 0; k < n; ++k) a += taps.weights[size_t(x) * n + k] * loadPixel(row + taps.offsets[size_t(x) * n + k]);
+    storePixel(a, out + x * 3);
+  }
+}
+
+// src: h rows of w RGB pixels, `stride` bytes apart -> out: side x side RGB. Each output row:
+// the vertical taps (a plain conversion when h == side) into one float row, then the
+// horizontal taps round once into `out`.
+void squish(const uint8_t* src, int w, int h, size_t stride, int side, uint8_t* out,
+            std::vector<float>& buffer) {
+  const RowTaps ht = rowTaps(axisTaps(w, side), w, side);
+  const Taps vt = axisTaps(h, side);
+  const size_t rowLen = size_t(w) * 3;
+  buffer.assign(rowLen + 1, 0.f);  // +1: the ignored fourth lane of the last pixel
+  float* row = buffer.data();
+  for (int y = 0; y < side; ++y) {
+    const float* wy = &vt.weights[size_t(y) * vt.width];
+    const uint8_t* s0 = src + size_t(vt.first[y]) * stride;
+    for (size_t x = 0; x < rowLen; ++x) row[x] = wy[0] * s0[x];
+    for (int k = 1; k < vt.count[y]; ++k) {
+      const uint8_t* s = src + size_t(vt.first[y] + k) * stride;
+      const float c = wy[k];
+      for (size_t x = 0; x < rowLen; ++x) row[x] += c * s[x];
+    }
+    filterRow(row, ht, side, out + size_t(y) * side * 3);
   }
 }
 

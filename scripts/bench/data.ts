@@ -12,8 +12,11 @@
  *
  * What "ours" measures: the default path does decode + presize on the CPU and
  * turns crop and flip into per-image matrices (the grid sample itself runs on
- * the device during the training step and is not timed here). The 'sharp'
- * path does the crop and flip on the CPU like torchvision does.
+ * the device during the training step and is not timed here). Its JPEGs are
+ * decoded by the addon's libjpeg-turbo decoder when the addon has one
+ * (jpegDecoder 'auto'); the row "jpegDecoder sharp" is the same path with
+ * sharp only. The 'sharp' path does the crop and flip on the CPU like
+ * torchvision does.
  */
 import '../../lib/data/threads';
 import { spawnSync } from 'child_process';
@@ -24,6 +27,8 @@ import sharp from 'sharp';
 import { imageFolder, type ImageFolderOptions } from '../../lib/data/loader';
 import { coreCount, threadPoolSize } from '../../lib/data/threads';
 import { Random } from '../../lib/data/random';
+import { nativeJpegDecoder } from '../../lib/data/decode';
+import { native } from '../../lib/native';
 import { torchtsHome } from '../../lib/data/home';
 
 interface Args {
@@ -159,7 +164,11 @@ async function main(): Promise<void> {
   const cores = coreCount();
   console.log(`${files.length} JPEGs, size ${args.size}, bs ${args.bs}, ${cores} cores, UV_THREADPOOL_SIZE ${threadPoolSize()}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})`);
 
+  const jpeg = nativeJpegDecoder() ? (native().jpegVersion?.() ?? 'yes') : 'none (addon missing or built without libjpeg)';
+  console.log(`native JPEG decoder: ${jpeg}`);
+
   const decode = await decodeOnly(files);
+  const firstSharp = await pass(root, { jpegDecoder: 'sharp' }, args, 0);
   const first = await pass(root, {}, args, 0);
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'torchts-bench-cache-'));
   let filling: Rate;
@@ -183,7 +192,8 @@ async function main(): Promise<void> {
 
   const rows: [string, Rate][] = [
     [`sharp decode only (ceiling, ${threadPoolSize()} pool threads)`, decode],
-    ['ours, default (presize + device matrices), 1st epoch', first],
+    ['ours, default, jpegDecoder sharp, 1st epoch', firstSharp],
+    [`ours, default (presize + device matrices${nativeJpegDecoder() ? ', libjpeg-turbo' : ''}), 1st epoch`, first],
     ['ours, cache: true, 1st epoch (decodes and fills)', filling],
     ['ours, cache: true, later epoch', cached],
     ['ours, itemTransforms sharp (CPU crop+flip), 1st epoch', sharpPath],
@@ -197,6 +207,8 @@ async function main(): Promise<void> {
   console.log('');
   const ratio = (a: Rate, b: Rate) => `${(a.imgPerS / b.imgPerS).toFixed(2)}x img/s, ${(b.cpuMsPerImg / a.cpuMsPerImg).toFixed(2)}x by CPU cost`;
   console.log(`default 1st epoch vs torchvision ${cores} workers: ${ratio(first, tvN)} (target >= 1.0x)`);
+  console.log(`default 1st epoch vs torchvision 0 workers: ${ratio(first, tv0)}`);
+  console.log(`default 1st epoch, sharp-only JPEGs vs torchvision ${cores} workers: ${ratio(firstSharp, tvN)}`);
   console.log(`cached later epoch vs torchvision ${cores} workers: ${ratio(cached, tvN)} (target >= 5x)`);
   console.log(`sharp decode-only ceiling vs torchvision ${cores} workers: ${ratio(decode, tvN)}`);
 }
