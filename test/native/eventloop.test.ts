@@ -15,8 +15,9 @@ const root = path.resolve(__dirname, '..', '..');
 function child(
   script: string,
   env: Record<string, string> = {},
+  nodeFlags: string[] = [],
 ): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e', script], {
+  const result = spawnSync(process.execPath, [...nodeFlags, '--require', 'tsx/cjs', '-e', script], {
     cwd: root,
     env: { ...process.env, ...env },
     encoding: 'utf8',
@@ -100,6 +101,43 @@ describe('native Learner and the event loop', function () {
     `);
     assert.equal(result.signal ?? null, null, 'the child died from a signal');
     assert.equal(result.status, 3, result.stderr);
+  });
+
+  it('garbage collection of a learner stops its thread (no dispose needed)', function () {
+    const result = child(
+      `
+      const fs = require('fs');
+      const { native } = require('./lib/native');
+      const { syntheticBatch } = require('./test/helpers/native-batch');
+      const threads = () => fs.readdirSync('/proc/self/task').length;
+      const batch = syntheticBatch({ n: 2, size: 16, classes: 4 });
+      const hyper = { lrs: [1e-3], mom: 0.9 };
+      const make = () => new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: 'cpu' });
+      async function trainThree() {
+        const learners = [make(), make(), make()];
+        await Promise.all(learners.map((l) => l.trainStep(batch, hyper)));
+        return threads();
+      }
+      (async () => {
+        const warm = make();
+        await warm.trainStep(batch, hyper); // libtorch's own thread pools start here
+        warm.dispose();
+        const baseline = threads();
+        const busy = await trainThree();
+        for (let i = 0; i < 10; i++) {
+          global.gc();
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        console.log(JSON.stringify({ baseline, busy, after: threads() }));
+      })();
+      `,
+      {},
+      ['--expose-gc'],
+    );
+    assert.equal(result.status, 0, result.stderr);
+    const counts = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}');
+    assert.ok(counts.busy >= counts.baseline + 3, `threads ${JSON.stringify(counts)}`);
+    assert.equal(counts.after, counts.baseline, `threads ${JSON.stringify(counts)}`);
   });
 
   it('info() reports the libtorch build', function () {
