@@ -209,6 +209,12 @@ export interface NativeBinding {
    * [0, 1], augment, lighting, (x - mean)/std, mix. Runs synchronously on the CPU; for tests and inspection.
    */
   prepareBatch(batch: NativeBatch, stats?: { mean: number[]; std: number[] }): Float32Array;
+  /**
+   * Builds the model and its optimizer synchronously (seeded initialisation: tens to a few
+   * hundred ms for the larger models); throws an Error naming a bad option. Each learner owns
+   * one native thread, stopped by dispose(), by garbage collection, or at process exit (after
+   * the running step finishes).
+   */
   Learner: new (options: NativeLearnerOptions) => NativeLearner;
   /**
    * Present only when the addon was built with libjpeg(-turbo) (CMake's find_package(JPEG)).
