@@ -11,14 +11,6 @@ import { imageFolder } from '../../lib/data/loader';
 import type { Batch } from '../../lib/data/types';
 import { halvesImage, removeDir, tempDir, writeImage } from '../helpers/images';
 
-function loadNative(): NativeBinding | null {
-  try {
-    return native();
-  } catch {
-    return null;
-  }
-}
-
 /** What the device should produce for image i of the batch: reference warp, lighting, /255, NCHW. */
 function expected(batch: Batch, i: number): Float32Array {
   const aug = batch.augment!;
@@ -42,14 +34,10 @@ function expected(batch: Batch, i: number): Float32Array {
 
 describe('data -> native augmentation (end to end)', function () {
   let dir: string;
-  let binding: NativeBinding | null;
+  let binding: NativeBinding;
 
   before(async function () {
-    binding = loadNative();
-    if (!binding || typeof binding.prepareBatch !== 'function') {
-      // The addon is not built here, or is older than prepareBatch: `npm run build:native`.
-      this.skip();
-    }
+    binding = native();
     dir = tempDir();
     // 48x24 images: left red, right blue, top quarter green.
     for (const cls of ['a', 'b']) {
@@ -62,7 +50,7 @@ describe('data -> native augmentation (end to end)', function () {
   it('training batches (crop, flip, rotate, zoom, warp, lighting) match the CPU reference', async () => {
     const dls = await imageFolder(path.join(dir, 'ds'), { home: path.join(dir, 'home'), normalize: 'none', augment: { minScale: 0.5 }, log: () => undefined });
     const batch = [...(await collectAll(dls.train({ size: 12, bs: 6 }, 0)))][0];
-    const got = binding!.prepareBatch(batch);
+    const got = binding.prepareBatch(batch);
     const S = 12;
     for (let i = 0; i < batch.n; i++) {
       const want = expected(batch, i);
@@ -76,7 +64,7 @@ describe('data -> native augmentation (end to end)', function () {
   it('validation centre crop of a 2:1 image: the middle square, red left, blue right', async () => {
     const dls = await imageFolder(path.join(dir, 'ds'), { home: path.join(dir, 'home'), normalize: 'none', log: () => undefined });
     const batch = (await collectAll(dls.valid({ size: 8, bs: 2 })))[0];
-    const x = binding!.prepareBatch(batch);
+    const x = binding.prepareBatch(batch);
     const S = 8;
     const at = (c: number, y: number, xx: number) => x[c * S * S + y * S + xx];
     // Bottom row (below the green band): x < 4 red, x >= 4 blue.
