@@ -22,7 +22,7 @@ grep -E "torchts: (using|building)" "$OUT/build.log"
 node -e "console.log(JSON.stringify(require('./build/Release/torchts.node').info()))" | tee "$OUT/info.json"
 
 # Tests with CUDA as the device under test; the Python peer is this machine's torch.
-export TORCHTS_TEST_DEVICE=cuda TORCHTS_TEST_PYTHON=$(command -v python3)
+export TORCHTS_TEST_DEVICE=cuda TORCHTS_PYTHON=$(command -v python3)
 npx mocha 'test/**/*.test.ts' > "$OUT/tests.log" 2>&1
 echo "tests exit $?"; grep -E "passing|failing|pending" "$OUT/tests.log"
 

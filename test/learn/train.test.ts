@@ -22,6 +22,7 @@ import {
   type LearnerOptions,
 } from '../../lib/learn';
 import { makeFashionMnistFolder } from '../../scripts/fashion-mnist';
+import { TEST_DEVICE } from '../helpers/device';
 
 /** Mean probability of the predicted class over the validation set. */
 function meanConfidence(probs: Float32Array, classes: number): number {
@@ -55,12 +56,12 @@ describe('learn/Learner: real training on Fashion-MNIST', function () {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const make = (extra: Partial<LearnerOptions> = {}) =>
-    new Learner({ data: small, arch: 'xresnet18', device: 'cpu', size: 16, bs: 32, seed: 3, ...extra });
+    new Learner({ data: small, arch: 'xresnet18', device: TEST_DEVICE, size: 16, bs: 32, seed: 3, ...extra });
 
   it('fitOneCycle learns Fashion-MNIST: >= 0.65 validation accuracy after 3 epochs of 1000 images (measured 0.72)', async () => {
     // A broken pipeline (labels shuffled against images, no optimizer step, wrong schedule)
     // stays near chance, 0.10.
-    const learn = new Learner({ data, arch: 'xresnet18', device: 'cpu', size: 28, bs: 32, seed: 0 });
+    const learn = new Learner({ data, arch: 'xresnet18', device: TEST_DEVICE, size: 28, bs: 32, seed: 0 });
     const { records } = await learn.fitOneCycle(3, 5e-3);
     assert.equal(records.length, 3);
     const last = records[2];
@@ -264,7 +265,7 @@ describe('learn/Learner: real training on Fashion-MNIST', function () {
     assert.deepEqual(await probsOf(other), expected);
     const exported = path.join(dir, 'model.export');
     await learn.export(exported);
-    const predictor = await Predictor.load(exported, { device: 'cpu' });
+    const predictor = await Predictor.load(exported, { device: TEST_DEVICE });
     assert.deepEqual(predictor.classes, small.classes);
     let batch;
     for await (const b of small.valid({ size: 16, bs: 8 })) {

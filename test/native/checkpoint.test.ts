@@ -9,9 +9,10 @@ import * as path from 'path';
 
 import { native, NativeBatch, NativeLearner, NativeLearnerOptions } from '../../lib/native';
 import { makeTempDir, removeTempDir, runPython } from '../helpers/python';
+import { TEST_DEVICE } from '../helpers/device';
 
 function learner(arch: string, numClasses: number, seed: number): NativeLearner {
-  const options: Partial<NativeLearnerOptions> = { arch, numClasses, device: 'cpu', seed, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
+  const options: Partial<NativeLearnerOptions> = { arch, numClasses, device: TEST_DEVICE, seed, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
   return new (native().Learner)(options as NativeLearnerOptions);
 }
 

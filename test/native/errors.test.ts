@@ -6,6 +6,7 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { native, type NativeBatch, type NativeLearner } from '../../lib/native';
 import { syntheticBatch } from '../helpers/native-batch';
+import { TEST_DEVICE } from '../helpers/device';
 
 const C = 4;
 const batch = syntheticBatch({ n: 2, size: 16, classes: C, seed: 8 });
@@ -20,7 +21,7 @@ describe('native errors', function () {
   const Learner = () => native().Learner;
 
   before(function () {
-    learner = new (Learner())({ arch: 'resnet18', numClasses: C, device: 'cpu', seed: 1 });
+    learner = new (Learner())({ arch: 'resnet18', numClasses: C, device: TEST_DEVICE, seed: 1 });
   });
   after(function () {
     learner.dispose();
@@ -86,7 +87,7 @@ describe('native errors', function () {
     });
 
     it('names an unknown architecture and the known ones', function () {
-      assert.throws(() => new (Learner())({ arch: 'resnet19', numClasses: C, device: 'cpu' }), /resnet19.*resnet18/);
+      assert.throws(() => new (Learner())({ arch: 'resnet19', numClasses: C, device: TEST_DEVICE }), /resnet19.*resnet18/);
     });
 
     it('rejects bad learner options', function () {
@@ -104,7 +105,7 @@ describe('native errors', function () {
 
   describe('failures during a step', function () {
     it('a NaN or infinite loss rejects with the step and what was expected, and the learner stays usable', async function () {
-      const l = new (Learner())({ arch: 'resnet18', numClasses: C, device: 'cpu', seed: 2 });
+      const l = new (Learner())({ arch: 'resnet18', numClasses: C, device: TEST_DEVICE, seed: 2 });
       try {
         const huge = { lrs: [1e30], mom: 0.9 };
         await l.trainStep(batch, huge); // moves every weight by about 1e30
@@ -133,7 +134,7 @@ describe('native errors', function () {
 
   describe('dispose', function () {
     it('lets the running step finish, rejects queued calls, then refuses new ones', async function () {
-      const l = new (Learner())({ arch: 'resnet18', numClasses: C, device: 'cpu', seed: 3 });
+      const l = new (Learner())({ arch: 'resnet18', numClasses: C, device: TEST_DEVICE, seed: 3 });
       const first = l.trainStep(batch, hyper);
       const queued = [l.trainStep(batch, hyper), l.trainStep(batch, hyper)];
       // Let the worker pick up the first call before disposing.

@@ -10,6 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { native, type NativeBatch, type NativeHyper, type NativeLearner } from '../../lib/native';
 import { maxAbsDiff, runPeer, syntheticBatch } from '../helpers/native-batch';
+import { TEST_DEVICE } from '../helpers/device';
 
 const C = 4;
 const stats = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
@@ -24,7 +25,7 @@ const schedule: NativeHyper[] = [
 let tmp: string;
 const learners: NativeLearner[] = [];
 function learner(options: Partial<Parameters<typeof makeLearner>[0]> = {}): NativeLearner {
-  return makeLearner({ arch: 'resnet18', numClasses: C, device: 'cpu', ...stats, seed: 1, ...options });
+  return makeLearner({ arch: 'resnet18', numClasses: C, device: TEST_DEVICE, ...stats, seed: 1, ...options });
 }
 function makeLearner(options: ConstructorParameters<ReturnType<typeof native>['Learner']>[0]): NativeLearner {
   const made = new (native().Learner)(options);

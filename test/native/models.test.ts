@@ -14,6 +14,7 @@ import * as path from 'path';
 
 import { native, NativeLearner, NativeLearnerOptions } from '../../lib/native';
 import { makeTempDir, readFloat32File, removeTempDir, runPython, runPythonJson } from '../helpers/python';
+import { TEST_DEVICE } from '../helpers/device';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
@@ -23,7 +24,7 @@ function learner(arch: string, numClasses: number, seed = 0): NativeLearner {
   const options: Partial<NativeLearnerOptions> = {
     arch,
     numClasses,
-    device: 'cpu',
+    device: TEST_DEVICE,
     mean: IMAGENET_MEAN,
     std: IMAGENET_STD,
     seed,
