@@ -26,7 +26,24 @@ const std::vector<Entry>& entries() {
   return all;
 }
 
+bool startsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
 }  // namespace
+
+std::vector<NamedTensors> groupByPrefix(torch::nn::Module& model, const std::vector<std::string>& stemPrefixes,
+                                        const std::string& headPrefix) {
+  std::vector<NamedTensors> groups(3);
+  for (const auto& p : model.named_parameters(true)) {
+    const std::string& name = p.key();
+    size_t group = 1;
+    for (const auto& prefix : stemPrefixes) {
+      if (startsWith(name, prefix)) group = 0;
+    }
+    if (startsWith(name, headPrefix + ".")) group = 2;
+    groups[group].emplace_back(name, p.value());
+  }
+  return groups;
+}
 
 std::vector<std::string> modelNames() {
   std::vector<std::string> names;

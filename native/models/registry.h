@@ -22,6 +22,11 @@ struct Classifier : torch::nn::Module {
 };
 using ClassifierPtr = std::shared_ptr<Classifier>;
 
+// Splits a model's parameters into the three groups by name: names starting with one of
+// `stemPrefixes` are the stem, names starting with `headPrefix + "."` the head, the rest the body.
+std::vector<NamedTensors> groupByPrefix(torch::nn::Module& model, const std::vector<std::string>& stemPrefixes,
+                                        const std::string& headPrefix);
+
 // Throws std::invalid_argument naming `arch` and listing the known names.
 ClassifierPtr createModel(const std::string& arch, int64_t numClasses);
 std::vector<std::string> modelNames();

@@ -120,17 +120,7 @@ class XResNet : public Classifier {
     return fc_(x);
   }
 
-  std::vector<NamedTensors> paramGroups() override {
-    std::vector<NamedTensors> groups(3);
-    for (const auto& p : named_parameters(true)) {
-      const std::string& name = p.key();
-      size_t group = 1;
-      if (name.rfind("stem.", 0) == 0) group = 0;
-      else if (name.rfind("fc.", 0) == 0) group = 2;
-      groups[group].emplace_back(name, p.value());
-    }
-    return groups;
-  }
+  std::vector<NamedTensors> paramGroups() override { return groupByPrefix(*this, {"stem."}, headPrefix()); }
 
   std::string headPrefix() const override { return "fc"; }
 
