@@ -61,7 +61,7 @@ describe('native Learner and the event loop', function () {
       const crypto = require('crypto');
       const { native } = require('./lib/native');
       const { syntheticBatch } = require('./test/helpers/native-batch');
-      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: TEST_DEVICE });
+      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: ${JSON.stringify(TEST_DEVICE)} });
       const batch = syntheticBatch({ n: 16, size: 96, classes: 4 });
       const order = [];
       const step = learner.trainStep(batch, { lrs: [1e-3], mom: 0.9 }).then(() => order.push('step'));
@@ -96,7 +96,7 @@ describe('native Learner and the event loop', function () {
     const result = child(`
       const { native } = require('./lib/native');
       const { syntheticBatch } = require('./test/helpers/native-batch');
-      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: TEST_DEVICE });
+      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: ${JSON.stringify(TEST_DEVICE)} });
       learner.trainStep(syntheticBatch({ n: 16, size: 96, classes: 4 }), { lrs: [1e-3], mom: 0.9 });
       setTimeout(() => process.exit(3), 100);
     `);
@@ -113,7 +113,7 @@ describe('native Learner and the event loop', function () {
       const threads = () => fs.readdirSync('/proc/self/task').length;
       const batch = syntheticBatch({ n: 2, size: 16, classes: 4 });
       const hyper = { lrs: [1e-3], mom: 0.9 };
-      const make = () => new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: TEST_DEVICE });
+      const make = () => new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: ${JSON.stringify(TEST_DEVICE)} });
       async function trainThree() {
         const learners = [make(), make(), make()];
         await Promise.all(learners.map((l) => l.trainStep(batch, hyper)));
@@ -154,7 +154,7 @@ describe('native Learner and the event loop', function () {
     const result = child(`
       const { native } = require('./lib/native');
       const { syntheticBatch } = require('./test/helpers/native-batch');
-      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: TEST_DEVICE });
+      const learner = new (native().Learner)({ arch: 'resnet18', numClasses: 4, device: ${JSON.stringify(TEST_DEVICE)} });
       learner.trainStep(syntheticBatch({ n: 2, size: 16, classes: 4 }), { lrs: [1e-3], mom: 0.9 })
         .then((r) => console.log('loss', r.loss));
     `);
