@@ -33,6 +33,10 @@ export { listImageFolder, randomSplit, IMAGE_EXTENSIONS, type FolderSplitOptions
 export {
   DecodeError,
   decodePresized,
+  decodePresizedInto,
+  nativeJpegDecoder,
+  type JpegDecoder,
+  type PresizedIntoOptions,
   decodeTransformed,
   type DecodedImage,
   type FailOn,
