@@ -36,9 +36,10 @@ struct BasicBlock : Block {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    auto y = torch::relu(bn1(conv1(x)));
+    // In place where PyTorch's blocks are: BN outputs are not needed by their backward.
+    auto y = bn1(conv1(x)).relu_();
     y = bn2(conv2(y));
-    return torch::relu(y + (shortcut ? shortcut->forward(x) : x));
+    return y.add_(shortcut ? shortcut->forward(x) : x).relu_();
   }
 };
 
@@ -61,10 +62,10 @@ struct Bottleneck : Block {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    auto y = torch::relu(bn1(conv1(x)));
-    y = torch::relu(bn2(conv2(y)));
+    auto y = bn1(conv1(x)).relu_();
+    y = bn2(conv2(y)).relu_();
     y = bn3(conv3(y));
-    return torch::relu(y + (shortcut ? shortcut->forward(x) : x));
+    return y.add_(shortcut ? shortcut->forward(x) : x).relu_();
   }
 };
 
@@ -105,7 +106,7 @@ class ResNet : public Classifier {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = torch::relu(bn1_(conv1_(x)));
+    x = bn1_(conv1_(x)).relu_();
     x = torch::max_pool2d(x, 3, 2, 1);
     for (auto& layer : layers_) x = layer->forward(x);
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);

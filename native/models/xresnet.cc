@@ -24,7 +24,7 @@ struct ConvBn : nn::Module {
   }
   torch::Tensor forward(torch::Tensor x) {
     x = bn(conv(x));
-    return relu ? torch::relu(x) : x;
+    return relu ? torch::relu_(x) : x;  // in place: BN's backward does not need its output
   }
 };
 
@@ -66,7 +66,7 @@ struct XBlock : nn::Module {
     auto identity = x;
     if (stride != 1) identity = torch::avg_pool2d(identity, 2, 2, 0, /*ceil_mode=*/true);
     if (shortcut) identity = shortcut->forward(identity);
-    return torch::relu(convs->forward(x) + identity);
+    return convs->forward(x).add_(identity).relu_();
   }
 };
 
