@@ -264,9 +264,6 @@ let cached: NativeBinding | undefined;
 /** Loads the addon once; throws an Error that says how to build it when it is missing. */
 export function native(): NativeBinding {
   if (cached) return cached;
-  // OpenMP threads that spin while waiting steal the cores sharp decodes on (a step on a busy
-  // 2-core machine ran ~10x slower). libgomp reads this when libtorch loads, so set it first.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const tried: string[] = [];
   for (const file of addonCandidates()) {
     if (!fs.existsSync(file)) {

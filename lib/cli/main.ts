@@ -14,12 +14,6 @@ import { evaluateConfigFrom, runEvaluate, evaluationText } from './evaluate';
 import { lrFindConfigFrom, runLrFind } from './lr-find';
 import { runExperiments, progressivePhases } from './experiments';
 
-// libgomp reads this once, when the addon loads libtorch (on the first native()
-// call, never at import): idle OpenMP threads then sleep instead of spinning. On
-// a busy machine spinning threads starve each other and sharp's decoders (a
-// training step measured 10x slower with the default policy).
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
-
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 const PROG = 'torchts-train';
