@@ -14,48 +14,10 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-
-def conv_bn(cin, cout, stride=1, relu=True, zero_bn=False):
-    bn = nn.BatchNorm2d(cout)
-    nn.init.constant_(bn.weight, 0.0 if zero_bn else 1.0)
-    layers = [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), bn]
-    if relu:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.convs = nn.Sequential(conv_bn(cin, cout, stride), conv_bn(cout, cout, relu=False, zero_bn=True))
-        shortcut = []
-        if stride != 1:
-            shortcut.append(nn.AvgPool2d(2, ceil_mode=True))
-        if cin != cout:
-            shortcut += [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)]
-        self.shortcut = nn.Sequential(*shortcut)
-
-    def forward(self, x):
-        return F.relu(self.convs(x) + self.shortcut(x))
-
-
-def xresnet18(classes):
-    layers = [conv_bn(3, 32, 2), conv_bn(32, 32), conv_bn(32, 64), nn.MaxPool2d(3, 2, 1)]
-    cin = 64
-    for i, width in enumerate([64, 128, 256, 512]):
-        for j in range(2):
-            layers.append(Block(cin, width, 2 if (i > 0 and j == 0) else 1))
-            cin = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes)]
-    model = nn.Sequential(*layers)
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight)
-    return model
+from peer_xresnet import xresnet18
 
 
 def main():
