@@ -2,7 +2,8 @@
 # One call on the GPU machine: unpack the carried node + node_modules, build the
 # addon against that machine's Python torch (CUDA), run the test suite with CUDA
 # as the default device, then the GPU benchmarks. Results land in $OUT.
-# Prepare on the CPU machine first: bash scripts/prepare-gpu-carry.sh
+# Prepare on the CPU machine first: bash scripts/prepare-gpu-carry.sh (only the node binary
+# travels, not npm/npx, so tools run as `node node_modules/...`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
@@ -23,12 +24,12 @@ node -e "console.log(JSON.stringify(require('./build/Release/torchts.node').info
 
 # Tests with CUDA as the device under test; the Python peer is this machine's torch.
 export TORCHTS_TEST_DEVICE=cuda TORCHTS_PYTHON=$(command -v python3)
-npx mocha 'test/**/*.test.ts' > "$OUT/tests.log" 2>&1
+node node_modules/mocha/bin/mocha.js 'test/**/*.test.ts' > "$OUT/tests.log" 2>&1
 echo "tests exit $?"; grep -E "passing|failing|pending" "$OUT/tests.log"
 
-# Benchmarks: our step against PyTorch's on the same GPU.
-for bench in scripts/bench/step.ts scripts/bench/train.ts; do
+# Benchmarks: our step against PyTorch's on the same GPU (train.ts and data.ts are CPU-only).
+for bench in scripts/bench/step.ts; do
   [ -f "$bench" ] || continue
-  TORCHTS_BENCH_DEVICE=cuda timeout 240 node --import tsx "$bench" --device cuda > "$OUT/$(basename "$bench" .ts).txt" 2>&1
+  timeout 240 node --import tsx "$bench" --device cuda > "$OUT/$(basename "$bench" .ts).txt" 2>&1
   echo "== $bench (exit $?)"; tail -20 "$OUT/$(basename "$bench" .ts).txt"
 done

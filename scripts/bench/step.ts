@@ -20,6 +20,8 @@ interface Args {
   steps: number;
   bs: number;
   threads: number;
+  /** 'cpu' or 'cuda' (scripts/gpu-check.sh); both sides run on it. */
+  device: string;
 }
 
 const PEER_PYTHON = process.env.TORCHTS_PYTHON ?? '/usr/bin/python3';
@@ -31,11 +33,12 @@ const CONFIGS: [string, number][] = [
 ];
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { warmup: 2, steps: 5, bs: 32, threads: native().info().threads };
+  const args: Args = { warmup: 2, steps: 5, bs: 32, threads: native().info().threads, device: 'cpu' };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
-    if (!(key in args)) throw new Error(`bench/step: unknown option ${argv[i]} (expected --warmup --steps --bs --threads)`);
-    (args as unknown as Record<string, number>)[key] = Number(argv[i + 1]);
+    if (!(key in args)) throw new Error(`bench/step: unknown option ${argv[i]} (expected --warmup --steps --bs --threads --device)`);
+    const value = argv[i + 1];
+    (args as unknown as Record<string, number | string>)[key] = key === 'device' ? value : Number(value);
   }
   return args;
 }
@@ -63,7 +66,7 @@ async function ours(arch: string, size: number, args: Args): Promise<StepTimes> 
   const learner = new binding.Learner({
     arch,
     numClasses: 10,
-    device: 'cpu',
+    device: args.device,
     mean: [0.485, 0.456, 0.406],
     std: [0.229, 0.224, 0.225],
     seed: 0,
@@ -94,7 +97,7 @@ async function ours(arch: string, size: number, args: Args): Promise<StepTimes> 
 
 function peer(arch: string, size: number, args: Args): StepTimes {
   const script = path.join(__dirname, 'step_peer.py');
-  const argv = [script, arch, size, args.bs, args.threads, args.warmup, args.steps].map(String);
+  const argv = [script, arch, size, args.bs, args.threads, args.warmup, args.steps, args.device].map(String);
   const result = spawnSync(PEER_PYTHON, argv, { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`step_peer.py failed: ${result.stderr}`);
   const lines = result.stdout.trim().split('\n');
@@ -105,7 +108,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const info = native().info();
   console.log(
-    `training step, CPU, batch ${args.bs}, ${args.threads} threads, median of ${args.steps} steps after ${args.warmup} warm-up; libtorch ${info.torchVersion}`,
+    `training step, ${args.device}, batch ${args.bs}, ${args.threads} threads, median of ${args.steps} steps after ${args.warmup} warm-up; libtorch ${info.torchVersion}`,
   );
   console.log('                  median wall clock ms        best wall clock ms          best CPU ms (all threads)');
   console.log('arch        size  torchts pytorch   ratio   torchts pytorch   ratio   torchts pytorch   ratio');

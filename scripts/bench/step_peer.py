@@ -22,25 +22,31 @@ from peer_xresnet import xresnet18
 
 def main():
     arch, size, batch, threads, warmup, steps = sys.argv[1], *map(int, sys.argv[2:7])
+    device = torch.device(sys.argv[7] if len(sys.argv) > 7 else 'cpu')
+    # On CUDA, the same set-up as ours: channels_last model, uint8 copied from pinned memory.
+    layout = torch.channels_last if device.type == 'cuda' else torch.contiguous_format
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     classes = 10
     model = torchvision.models.resnet18(num_classes=classes) if arch == 'resnet18' else xresnet18(classes)
+    model = model.to(device, memory_format=layout)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.01}, {'params': no_decay, 'weight_decay': 0.0}],
                             lr=1e-3, betas=(0.9, 0.99), eps=1e-5)
     images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
-    labels = torch.arange(batch) % classes
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    if device.type == 'cuda':
+        images = images.pin_memory()
+    labels = (torch.arange(batch) % classes).to(device)
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
     model.train()
     times, cpu_times = [], []
     for i in range(warmup + steps):
         start = time.perf_counter()
         cpu_start = time.process_time()
-        x = (images.permute(0, 3, 1, 2).float() / 255 - mean) / std
-        loss = F.cross_entropy(model(x.contiguous()), labels)
+        x = (images.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255 - mean) / std
+        loss = F.cross_entropy(model(x.contiguous(memory_format=layout)), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
