@@ -6,7 +6,7 @@
 import * as path from 'path';
 import { UsageError, deviceName, integerIn, writableFolder } from './args';
 import { resolveData, resolveModel, readRunConfig } from './common';
-import { checkDataset, type TrainConfig } from './train';
+import { checkDataset, pixelOptions, type TrainConfig } from './train';
 import { textTable, writeChart, writeJson, confusionChart } from '../report';
 import { imageFolder } from '../data';
 import { Learner, confusionMatrix } from '../learn';
@@ -31,7 +31,9 @@ export async function evaluateConfigFrom(flags: EvaluateFlags) {
   const source = flags.data === undefined && trained ? { folder: trained.data } : await resolveData(flags.data);
   const seed = trained?.seed ?? 42;
   checkDataset(source.folder, seed);
-  return { model, data: source.folder, seed, bs, device, out, tta: Boolean(flags.tta), json: Boolean(flags.json) };
+  // The run's augmentation (TTA views) always; its presize only on its own data.
+  const pixels: Partial<ReturnType<typeof pixelOptions>> = trained ? pixelOptions({ augment: trained.augment, dataName: source.folder === trained.data ? trained.dataName : undefined }) : {};
+  return { model, data: source.folder, seed, bs, device, out, tta: Boolean(flags.tta), json: Boolean(flags.json), pixels };
 }
 
 export interface Evaluation {
@@ -47,7 +49,7 @@ export interface Evaluation {
 
 export async function runEvaluate(config: Awaited<ReturnType<typeof evaluateConfigFrom>>): Promise<Evaluation> {
   const { meta } = config.model;
-  const data = await imageFolder(config.data, { seed: config.seed, normalize: 'none' });
+  const data = await imageFolder(config.data, { seed: config.seed, normalize: 'none', ...config.pixels });
   try {
     if (data.classes.join('\n') !== meta.classes.join('\n')) {
       throw new UsageError(`--data: its classes (${data.classes.join(', ')}) differ from the model's (${meta.classes.join(', ')}); expected the dataset the model was trained on`);

@@ -251,6 +251,18 @@ export const FILES = {
   results: 'results.json',
 } as const;
 
+/**
+ * How a run's images become pixels (augmentation, presize). `evaluate` uses the
+ * same, so its accuracy and its TTA views match the run's.
+ */
+export function pixelOptions(config: Pick<TrainConfig, 'augment' | 'dataName'>): { augment: AugmentOptions | false; presize?: (size: number) => number } {
+  return {
+    augment: augmentOptions(config.augment ?? 'full'),
+    // The bundled images are 28 px: decoding them larger only to shrink them again costs time and sharpness.
+    ...(config.dataName?.startsWith('fashion-mnist') ? { presize: (size: number) => Math.max(size, 28) } : {}),
+  };
+}
+
 /** Trains as `config` says and writes the run folder. Stops cleanly on SIGINT (see RunResult.interrupted). */
 export async function runTraining(config: TrainConfig, options: RunOptions = {}): Promise<RunResult> {
   const stream = options.stream ?? process.stdout;
@@ -264,10 +276,8 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
   const data = await imageFolder(config.data, {
     seed: config.seed,
     normalize: config.normalize,
-    augment: augmentOptions(config.augment ?? 'full'),
+    ...pixelOptions(config),
     cache: config.cache ?? false,
-    // The bundled images are 28 px: decoding them larger only to shrink them again costs time and sharpness.
-    ...(config.dataName?.startsWith('fashion-mnist') ? { presize: (size: number) => Math.max(size, 28) } : {}),
     log: (line) => process.stderr.write(line + '\n'),
   });
   const previous = options.resume ? MetricsLog.read(config.out) : [];

@@ -13,6 +13,8 @@ import * as tar from 'tar';
 import { makeFashionMnistFolder } from '../../scripts/fashion-mnist';
 import { parseCsv } from '../../lib/report/logs';
 import { runPython } from '../helpers/python';
+import { evaluateConfigFrom } from '../../lib/cli/evaluate';
+import { augmentOptions } from '../../lib/cli/train';
 import { runCli, startCli, tempDir, waitForOutput, type CliResult } from './run-cli';
 
 const KEEP = ['Bag', 'Sneaker', 'T-shirt_top', 'Trouser'];
@@ -142,6 +144,23 @@ describe('torchts-train (CLI, end to end)', function () {
       assert.deepEqual(evaluation.confusion, results.confusion);
       await assertImage(path.join(out, 'confusion.png'), 'png');
       await assertImage(path.join(out, 'confusion-tta.svg'), 'svg');
+    });
+
+    it("evaluate makes pixels as the run did: its augmentation for TTA views, its presize on its own data", async () => {
+      const fake = fs.mkdtempSync(path.join(tmp.dir, 'fake-run-'));
+      const config = { command: 'train', data, dataName: 'fashion-mnist (bundled)', augment: 'light', seed: 7 };
+      fs.writeFileSync(path.join(fake, 'config.json'), JSON.stringify(config));
+      fs.copyFileSync(path.join(run, 'last.tsl'), path.join(fake, 'last.tsl'));
+      fs.copyFileSync(path.join(run, 'last.tsl.json'), path.join(fake, 'last.tsl.json'));
+      const own = await evaluateConfigFrom({ model: fake });
+      assert.deepEqual(own.pixels.augment, augmentOptions('light'));
+      assert.equal(own.pixels.presize?.(16), 28);
+      const other = await evaluateConfigFrom({ model: fake, data: path.join(data, '..', path.basename(data) + '-copy') }).catch((e: Error) => e);
+      assert.ok(other instanceof Error, 'a missing --data folder is refused');
+      fs.cpSync(data, path.join(tmp.dir, 'tiny-copy'), { recursive: true });
+      const elsewhere = await evaluateConfigFrom({ model: fake, data: path.join(tmp.dir, 'tiny-copy') });
+      assert.deepEqual(elsewhere.pixels.augment, augmentOptions('light'));
+      assert.equal(elsewhere.pixels.presize, undefined);
     });
   });
 
