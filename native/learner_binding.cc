@@ -18,12 +18,21 @@ class Learner;
 struct Completion {
   Napi::Promise::Deferred deferred;
   Napi::ObjectReference error;  // made at the call site, so a failure shows the caller's stack
-  Napi::Reference<Napi::Uint8Array> images;  // the bytes a from_blob tensor points into
   std::function<Napi::Value(Napi::Env)> result;
   std::string failure;
   bool ok = false;
   Learner* owner = nullptr;
 };
+
+// A batch whose image bytes the call owns. A reference to the caller's Uint8Array would not
+// be enough: JS may overwrite it, or detach it (structuredClone/postMessage transfer) and let
+// its memory be freed, while the call is still queued. The copy costs ~1 ms per 10 MB.
+std::shared_ptr<BatchSpec> ownedBatch(const Napi::Value& value, int64_t numClasses) {
+  Napi::Uint8Array images;
+  auto batch = std::make_shared<BatchSpec>(parseBatch(value, numClasses, &images));
+  batch->images = batch->images.clone();
+  return batch;
+}
 
 LearnerOptions parseOptions(const Napi::Value& value) {
   auto object = objectArg(value, "Learner options");
@@ -124,10 +133,9 @@ class Learner : public Napi::ObjectWrap<Learner> {
 
   // Queues `work` on the worker thread; the Promise settles with toJs(result) or the error.
   template <typename Result>
-  Napi::Value schedule(Napi::Env env, Work<Result> work, ToJs<Result> toJs, Napi::Uint8Array images = {}) {
+  Napi::Value schedule(Napi::Env env, Work<Result> work, ToJs<Result> toJs) {
     auto* completion = new Completion{Napi::Promise::Deferred::New(env), Napi::Persistent(Napi::Error::New(env).Value()),
-                                      {}, {}, {}, false, this};
-    if (!images.IsEmpty()) completion->images = Napi::Persistent(images);
+                                      {}, {}, false, this};
     auto promise = completion->deferred.Promise();
     Ref();
     if (pending_++ == 0) tsfn_.Ref(env);
@@ -160,7 +168,6 @@ class Learner : public Napi::ObjectWrap<Learner> {
         completion->deferred.Resolve(completion->result(env));
       } catch (const Napi::Error& e) {
         completion->deferred.Reject(e.Value());
-      }
     } else {
       auto error = completion->error.Value();
       const std::string message = "torchts: " + completion->failure;
@@ -225,8 +232,7 @@ class Learner : public Napi::ObjectWrap<Learner> {
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return async(env, [&]() -> Napi::Value {
-      Napi::Uint8Array images;
-      auto batch = std::make_shared<BatchSpec>(parseBatch(info[0], numClasses_, &images));
+      auto batch = ownedBatch(info[0], numClasses_);
       if (!batch->labels.defined() && !batch->targets.defined()) {
         throw InputError("a training batch needs labels (Int32Array) or targets (Float32Array)");
       }
@@ -237,16 +243,14 @@ class Learner : public Napi::ObjectWrap<Learner> {
             auto out = Napi::Object::New(env);
             out.Set("loss", loss);
             return out;
-          },
-          images);
+          });
     });
   }
 
   Napi::Value EvalStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return async(env, [&]() -> Napi::Value {
-      Napi::Uint8Array images;
-      auto batch = std::make_shared<BatchSpec>(parseBatch(info[0], numClasses_, &images));
+      auto batch = ownedBatch(info[0], numClasses_);
       if (!batch->labels.defined() && !batch->targets.defined()) {
         throw InputError("evalStep needs labels (Int32Array) or targets (Float32Array)");
       }
@@ -264,20 +268,18 @@ class Learner : public Napi::ObjectWrap<Learner> {
             out.Set("correct", static_cast<double>(r.correct));
             if (r.probs.defined()) out.Set("probs", toFloat32Array(env, r.probs));
             return out;
-          },
-          images);
+          });
     });
   }
 
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return async(env, [&]() -> Napi::Value {
-      Napi::Uint8Array images;
-      auto batch = std::make_shared<BatchSpec>(parseBatch(info[0], numClasses_, &images));
+      auto batch = ownedBatch(info[0], numClasses_);
       if (batch->mix) throw InputError("batch.mix is for training only; predict takes unmixed batches");
       return schedule<torch::Tensor>(
           env, [batch](LearnerCore& core) { return core.predict(*batch); },
-          [](Napi::Env env, torch::Tensor& probs) -> Napi::Value { return toFloat32Array(env, probs); }, images);
+          [](Napi::Env env, torch::Tensor& probs) -> Napi::Value { return toFloat32Array(env, probs); });
     });
   }
 

@@ -218,6 +218,21 @@ describe('native Learner', function () {
     assert.deepEqual(queued.map((r) => r.loss), sequential);
   });
 
+  it('a queued call sees the batch as it was when called, even if the caller reuses or transfers the bytes', async function () {
+    const a = learner({ seed: 4 });
+    const b = learner({ seed: 4 });
+    const expected = await trainLosses(a, schedule.slice(0, 3));
+    const reused = { ...batch, images: batch.images.slice() };
+    const transferred = { ...batch, images: batch.images.slice() };
+    // The first call keeps the worker busy, so the later ones read their bytes after this line.
+    const calls = [b.trainStep(batch, schedule[0]), b.trainStep(reused, schedule[1]), b.trainStep(transferred, schedule[2])];
+    reused.images.fill(0);
+    const moved = structuredClone(transferred.images.buffer, { transfer: [transferred.images.buffer] });
+    new Uint8Array(moved).fill(255);
+    assert.equal(transferred.images.byteLength, 0, 'the buffer was detached');
+    assert.deepEqual((await Promise.all(calls)).map((r) => r.loss), expected);
+  });
+
   it('freeze keeps frozen weights fixed while norm parameters and the head train', async function () {
     const l = learner();
     l.freeze(2);
