@@ -168,6 +168,10 @@ class Learner : public Napi::ObjectWrap<Learner> {
         completion->deferred.Resolve(completion->result(env));
       } catch (const Napi::Error& e) {
         completion->deferred.Reject(e.Value());
+      } catch (...) {
+        // Nothing may escape a thread-safe function's callback: it would terminate the process.
+        completion->deferred.Reject(Napi::Error::New(env, "torchts: " + currentExceptionMessage()).Value());
+      }
     } else {
       auto error = completion->error.Value();
       const std::string message = "torchts: " + completion->failure;

@@ -74,7 +74,12 @@ void Worker::loop() {
       queue_.pop_front();
       cancelled = stopping_;
     }
-    job(cancelled);
+    // Jobs report their own failures; this only keeps an escaped exception from reaching
+    // std::thread, which would terminate the process.
+    try {
+      job(cancelled);
+    } catch (...) {
+    }
   }
 }
 
