@@ -313,8 +313,6 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
       say(`resume with: npx torchts-train --resume ${shortPath(result.checkpoint)}`);
       return { interrupted: true, checkpoint: result.checkpoint, accuracy: NaN, validLoss: NaN, seconds, out: config.out, files: [] };
     }
-    if (options.resume) fs.rmSync(options.resume, { force: true });
-
     await learner.export(file(FILES.last));
     const valid = await learner.validate({ probs: true });
     const confusion = confusionMatrix(valid.probs!, valid.targets, data.classes.length);
@@ -331,6 +329,8 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
       confusion,
       seconds: Number(seconds.toFixed(3)),
     });
+    // Only now that the final model and results are on disk is the resume point no longer needed.
+    if (options.resume) fs.rmSync(options.resume, { force: true });
     const files = [FILES.config, 'metrics.csv', 'metrics.json', FILES.last, FILES.best, FILES.results, ...charts.map((c) => path.basename(c))];
     say('');
     say(`accuracy ${accuracy.toFixed(4)}${tta ? ` | with TTA ${tta.accuracy.toFixed(4)}` : ''} | valid loss ${valid.loss.toFixed(4)} | ${seconds.toFixed(1)} s`);
