@@ -325,26 +325,43 @@ std::string decodeJpegPresized(const uint8_t* data, size_t size, int presize, ui
 namespace {
 
 // One decodeJpegInto call: shared by its workers, resolved by the last one to finish.
+// The workers touch only memory the job owns: copies of the inputs and a pixel buffer that is
+// copied into `out` on the JS thread. JS may detach (transfer) the caller's buffers while the
+// pool decodes, and their memory may then be freed.
 struct BatchJob {
-  std::vector<const uint8_t*> data;
-  std::vector<size_t> sizes;
+  std::vector<std::vector<uint8_t>> inputs;
   std::vector<size_t> offsets;
-  uint8_t* out = nullptr;
+  std::vector<uint8_t> pixels;  // image i at i * itemBytes
+  size_t itemBytes = 0;
   int presize = 0;
   std::vector<std::string> errors;
   std::atomic<size_t> next{0};
   int pending = 0;  // workers not yet finished; touched on the JS thread only
   Napi::Promise::Deferred deferred;
-  Napi::ObjectReference keepAlive;  // the input buffers and `out`
+  Napi::Reference<Napi::Uint8Array> out;
+  size_t outLength = 0;
 
   explicit BatchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 
   void resolve(Napi::Env env) {
+    Napi::HandleScope scope(env);
+    if (!inputs.empty()) {
+      Napi::Uint8Array target = out.Value();
+      if (target.ByteLength() != outLength) {
+        out.Reset();
+        deferred.Reject(Napi::Error::New(env, "decodeJpegInto: out was detached or resized before the batch was "
+                                              "decoded; keep it until the promise settles").Value());
+        return;
+      }
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        if (errors[i].empty()) std::memcpy(target.Data() + offsets[i], pixels.data() + i * itemBytes, itemBytes);
+      }
+    }
     Napi::Array result = Napi::Array::New(env, errors.size());
     for (size_t i = 0; i < errors.size(); ++i) {
       result.Set(uint32_t(i), errors[i].empty() ? env.Null() : Napi::String::New(env, errors[i]));
     }
-    keepAlive.Reset();
+    out.Reset();
     deferred.Resolve(result);
   }
 };
@@ -359,10 +376,10 @@ class DecodeWorker : public Napi::AsyncWorker {
     BatchJob& job = *job_;
     for (;;) {
       const size_t i = job.next.fetch_add(1);
-      if (i >= job.data.size()) break;
+      if (i >= job.inputs.size()) break;
       try {
-        job.errors[i] = decodeJpegPresized(job.data[i], job.sizes[i], job.presize,
-                                           job.out + job.offsets[i], scratch_);
+        job.errors[i] = decodeJpegPresized(job.inputs[i].data(), job.inputs[i].size(), job.presize,
+                                           job.pixels.data() + i * job.itemBytes, scratch_);
       } catch (const std::exception& e) {
         job.errors[i] = std::string("native decode failed: ") + e.what();
       }
@@ -416,21 +433,19 @@ Napi::Value DecodeJpegInto(const Napi::CallbackInfo& info) {
   }
   auto job = std::make_shared<BatchJob>(env);
   job->presize = presize;
-  job->out = out.Data();
   job->errors.resize(n);
   const size_t itemBytes = size_t(presize) * presize * 3;
-  Napi::Array keep = Napi::Array::New(env, n + 1);
+  job->itemBytes = itemBytes;
   for (uint32_t i = 0; i < n; ++i) {
     Napi::Uint8Array input = uint8Arg(inputs.Get(i), "inputs[" + std::to_string(i) + "]");
     const int64_t offset = intArg(offsets.Get(i), "offsets[" + std::to_string(i) + "]", 0,
                                   int64_t(out.ByteLength()) - int64_t(itemBytes));
-    job->data.push_back(input.Data());
-    job->sizes.push_back(input.ByteLength());
+    job->inputs.emplace_back(input.Data(), input.Data() + input.ByteLength());
     job->offsets.push_back(size_t(offset));
-    keep.Set(i, input);
   }
-  keep.Set(n, out);
-  job->keepAlive = Napi::Persistent(keep.As<Napi::Object>());
+  job->pixels.resize(size_t(n) * itemBytes);
+  job->out = Napi::Persistent(out);
+  job->outLength = out.ByteLength();
   Napi::Promise promise = job->deferred.Promise();
   if (n == 0) {
     job->resolve(env);

@@ -100,6 +100,28 @@ describe('data/jpeg (native libjpeg-turbo decode)', function () {
     assert.deepEqual(out.subarray(3 * bytes, 4 * bytes), alone, 'slot 3 holds the first image, decoded the same alone');
   });
 
+  it('native: buffers transferred or overwritten while decoding are never read or written by the pool', async () => {
+    const decode = nativeJpegDecoder()!;
+    const side = 32;
+    const bytes = side * side * 3;
+    const data = Array.from({ length: 24 }, (_, i) => new Uint8Array(fs.readFileSync(files[i % 4])));
+    const expected = new Uint8Array(data.length * bytes);
+    await decode(data, side, expected, data.map((_, i) => i * bytes), 1);
+    // Inputs: each call decodes what the inputs held when it was made.
+    const inputs = data.map((d) => d.slice());
+    const out = new Uint8Array(data.length * bytes);
+    const pending = decode(inputs, side, out, data.map((_, i) => i * bytes), 1);
+    for (const input of inputs) new Uint8Array(structuredClone(input.buffer, { transfer: [input.buffer] })).fill(0);
+    assert.deepEqual(await pending, data.map(() => null));
+    assert.deepEqual(out, expected);
+    // out: a transferred output buffer is not written to; the call says why.
+    const lost = new Uint8Array(data.length * bytes);
+    const refused = decode(data, side, lost, data.map((_, i) => i * bytes), 1);
+    const moved = new Uint8Array(structuredClone(lost.buffer, { transfer: [lost.buffer] })).fill(7);
+    await assert.rejects(refused, /out was detached/);
+    assert.ok(moved.every((v) => v === 7), 'the moved buffer was not written');
+  });
+
   it('native: truncated, corrupt, CMYK and non-JPEG inputs are refused with a reason, never a crash', async () => {
     const good = fs.readFileSync(files[0]);
     const cmyk = await sharp(PHOTOS[0]).resize(64, 48).toColourspace('cmyk').jpeg().toBuffer();
