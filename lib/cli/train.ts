@@ -387,8 +387,13 @@ async function withSigint<T>(learner: Learner, checkpoint: string, fit: () => Pr
   const onSigint = () => {
     if (asked) process.exit(130);
     asked = true;
+    // Before the fit starts (weights or a checkpoint still loading) there is nothing to save:
+    // ignoring the signal would let the whole fit run.
+    if (!learner.requestStop('interrupted by SIGINT', { checkpoint })) {
+      process.stderr.write('\nSIGINT before training started: nothing to save\n');
+      process.exit(130);
+    }
     process.stderr.write('\nSIGINT: stopping after this batch and writing a checkpoint (Ctrl-C again to quit now)\n');
-    learner.requestStop('interrupted by SIGINT', { checkpoint });
   };
   process.on('SIGINT', onSigint);
   try {
