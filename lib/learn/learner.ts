@@ -503,6 +503,9 @@ export class Learner {
       const pos = { ...from };
       for (; pos.stage < stages.length; pos.stage++, pos.epochInStage = 0, pos.stepInStage = 0) {
         const stage = stages[pos.stage];
+        // Each stage is one fit of the reference (fine_tune's two, one per phase with 'perPhase'),
+        // and its recorder restarts the smoothed loss at every fit.
+        if (pos.epochInStage === 0 && pos.batch === 0) smooth.reset();
         this.setFrozen(stage.freezeTo);
         const schedule = scheduleFromJSON(stage.schedule);
         for (; pos.epochInStage < stage.epochs.length; pos.epochInStage++, pos.batch = 0) {

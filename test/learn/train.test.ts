@@ -217,6 +217,10 @@ describe('learn/Learner: real training on Fashion-MNIST', function () {
     // Frozen epoch: one cycle at pctStart 0.99 from 2e-3/25 (head); unfrozen: from 1e-3/100/5 (stem) to 1e-3/5 (head).
     assert.ok(Math.abs(lrs[0][2] - 2e-3 / 25) < 1e-12);
     assert.ok(Math.abs(lrs[10][0] - 1e-5 / 5) < 1e-12 && Math.abs(lrs[10][2] - 1e-3 / 5) < 1e-12);
+    // Two fits in the reference: the smoothed training loss restarts with the unfrozen stage.
+    const firstUnfrozen = lrs.length / 2;
+    assert.equal(learn.history.smoothLosses[firstUnfrozen], learn.history.losses[firstUnfrozen]);
+    assert.notEqual(learn.history.smoothLosses[firstUnfrozen - 1], learn.history.losses[firstUnfrozen - 1]);
     learn.dispose();
   });
 
