@@ -111,11 +111,13 @@ class Learner : public Napi::ObjectWrap<Learner> {
     cleanup_ = env.AddCleanupHook(std::function<void()>([this] {
       cleanupRan_ = true;
       shutdown();
+      worker_.reset();  // joins: the last job releases the thread-safe function before node closes it
     }));
   }
 
   ~Learner() override {
     shutdown();
+    worker_.reset();
     if (!cleanupRan_ && !cleanup_.IsEmpty()) cleanup_.Remove(Env());
   }
 
@@ -139,7 +141,7 @@ class Learner : public Napi::ObjectWrap<Learner> {
     auto promise = completion->deferred.Promise();
     Ref();
     if (pending_++ == 0) tsfn_.Ref(env);
-    Worker* worker = worker_.get();  // outlives its jobs: dispose joins the thread before freeing it
+    Worker* worker = worker_.get();  // outlives its jobs: the thread is joined before it is freed
     worker->post([core = core_, worker, completion, work = std::move(work), toJs = std::move(toJs), tsfn = tsfn_](bool cancelled) mutable {
       if (cancelled) {
         completion->failure = "the learner was disposed before this call ran";
@@ -397,13 +399,22 @@ class Learner : public Napi::ObjectWrap<Learner> {
     return Napi::Number::New(info.Env(), static_cast<double>(numClasses_));
   }
 
-  // Finishes the running step (queued calls are rejected), stops the thread, frees the model.
+  // Refuses new calls and returns at once: the worker thread finishes the running step, rejects
+  // the queued calls, then releases the thread-safe function; the model is freed with the last
+  // job that holds it. Joining here would block the event loop for the rest of the step; the
+  // destructor, the cleanup hook and the process 'exit' handler join instead.
   void shutdown() {
     if (disposed_) return;
     disposed_ = true;
-    if (worker_) worker_->stop();
-    worker_.reset();
-    if (tsfnAlive_ && *tsfnAlive_) tsfn_.Release();
+    if (worker_) {
+      // Queued last, so it runs after every call has been handed to the thread-safe function.
+      worker_->post([tsfn = tsfn_, alive = tsfnAlive_, worker = worker_.get()](bool) mutable {
+        if (*alive && !worker->exiting()) tsfn.Release();
+      });
+      worker_->requestStop();
+    } else if (tsfnAlive_ && *tsfnAlive_) {
+      tsfn_.Release();
+    }
     core_.reset();
   }
 

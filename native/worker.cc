@@ -53,12 +53,14 @@ void Worker::post(Job job) {
   job(true);
 }
 
+void Worker::requestStop() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stopping_ = true;
+  wake_.notify_one();
+}
+
 void Worker::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-    wake_.notify_one();
-  }
+  requestStop();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 

@@ -26,6 +26,9 @@ class Worker {
   void post(Job job);
   // Lets the running job finish, cancels the queued ones, and joins the thread.
   void stop();
+  // The same without waiting: the thread finishes the running job and calls the queued ones
+  // with cancelled = true on its own; stop() or the destructor joins it later.
+  void requestStop();
 
   // Stops every worker of `owner` (the running jobs finish; afterwards exiting() is true and
   // no job may call back into node). Called on the environment's 'exit' event, before exit()

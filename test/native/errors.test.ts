@@ -148,5 +148,21 @@ describe('native errors', function () {
       assert.throws(() => l.freeze(1), /disposed/);
       l.dispose(); // twice is harmless
     });
+
+    it('returns at once: the running step finishes on its own thread, not on the event loop', async function () {
+      const l = new (Learner())({ arch: 'resnet18', numClasses: C, device: TEST_DEVICE, seed: 3 });
+      const big = syntheticBatch({ n: 16, size: 96, classes: C, seed: 5 });
+      const started = performance.now();
+      const first = l.trainStep(big, hyper);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const before = performance.now();
+      l.dispose();
+      const blocked = performance.now() - before;
+      const { loss } = await first;
+      const step = performance.now() - started;
+      assert.ok(Number.isFinite(loss), 'the running step still resolves');
+      assert.ok(step > 100, `the step took ${step.toFixed(0)} ms: too short to tell`);
+      assert.ok(blocked < step / 4, `dispose() blocked the event loop for ${blocked.toFixed(0)} ms of a ${step.toFixed(0)} ms step`);
+    });
   });
 });
