@@ -436,14 +436,22 @@ Napi::Value DecodeJpegInto(const Napi::CallbackInfo& info) {
   job->errors.resize(n);
   const size_t itemBytes = size_t(presize) * presize * 3;
   job->itemBytes = itemBytes;
-  for (uint32_t i = 0; i < n; ++i) {
-    Napi::Uint8Array input = uint8Arg(inputs.Get(i), "inputs[" + std::to_string(i) + "]");
-    const int64_t offset = intArg(offsets.Get(i), "offsets[" + std::to_string(i) + "]", 0,
-                                  int64_t(out.ByteLength()) - int64_t(itemBytes));
-    job->inputs.emplace_back(input.Data(), input.Data() + input.ByteLength());
-    job->offsets.push_back(size_t(offset));
+  // Each input is copied as soon as it is checked, before any other JS (a getter) can run.
+  // Only Napi::Error may leave this callback: offsets may overlap, so n * itemBytes is not
+  // bounded by out's size and can be more than memory holds.
+  try {
+    for (uint32_t i = 0; i < n; ++i) {
+      Napi::Uint8Array input = uint8Arg(inputs.Get(i), "inputs[" + std::to_string(i) + "]");
+      job->inputs.emplace_back(input.Data(), input.Data() + input.ByteLength());
+      const int64_t offset = intArg(offsets.Get(i), "offsets[" + std::to_string(i) + "]", 0,
+                                    int64_t(out.ByteLength()) - int64_t(itemBytes));
+      job->offsets.push_back(size_t(offset));
+    }
+    job->pixels.resize(size_t(n) * itemBytes);
+  } catch (const std::bad_alloc&) {
+    throw Napi::RangeError::New(env, "decodeJpegInto: out of memory for " + std::to_string(n) + " images of " +
+                                         std::to_string(presize) + "x" + std::to_string(presize));
   }
-  job->pixels.resize(size_t(n) * itemBytes);
   job->out = Napi::Persistent(out);
   job->outLength = out.ByteLength();
   Napi::Promise promise = job->deferred.Promise();

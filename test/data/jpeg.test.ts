@@ -154,6 +154,10 @@ describe('data/jpeg (native libjpeg-turbo decode)', function () {
     assert.throws(() => decode(['x' as unknown as Uint8Array], 4, new Uint8Array(48), [0]), /inputs\[0\] must be a Uint8Array/);
     assert.throws(() => decode([buf], 4, new Float32Array(48) as unknown as Uint8Array, [0]), /out must be a Uint8Array/);
     assert.throws(() => decode([buf, buf], 4, new Uint8Array(96), [0]), /offsets has 1 entries, expected one per input \(2\)/);
+    // Overlapping offsets: more pixels than memory holds is an error, not an abort.
+    const many = Array.from({ length: 4096 }, () => new Uint8Array(4));
+    const side = 8192;
+    assert.throws(() => decode(many, side, new Uint8Array(side * side * 3), many.map(() => 0)), /out of memory for 4096 images/);
   });
 
   it('native: decodes on the pool without blocking the event loop', async () => {
