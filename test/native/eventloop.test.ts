@@ -122,7 +122,8 @@ describe('native Learner and the event loop', function () {
       (async () => {
         const warm = make();
         await warm.trainStep(batch, hyper); // libtorch's own thread pools start here
-        warm.dispose();
+        warm.dispose(); // returns at once; its thread ends on its own just after
+        await new Promise((resolve) => setTimeout(resolve, 100));
         const baseline = threads();
         const busy = await trainThree();
         for (let i = 0; i < 10; i++) {
