@@ -209,6 +209,8 @@ export function resumeConfigFrom(flags: TrainFlags): { config: TrainConfig; chec
   }
   const extra = Object.entries(flags).filter(([k, v]) => v !== undefined && !['resume', 'device', 'workers'].includes(k));
   if (extra.length) throw new UsageError(`--${kebab(extra[0][0])}: not allowed with --resume (the run continues with its saved config)`);
+  // The run folder is where the checkpoint is now (it may have been moved or copied since).
+  config.out = path.dirname(checkpoint);
   if (flags.device !== undefined) config.device = deviceName(flags.device);
   if (flags.workers !== undefined) config.workers = integerIn('workers', flags.workers, 1, 1024);
   return { config, checkpoint };

@@ -247,17 +247,20 @@ describe('torchts-train (CLI, end to end)', function () {
       const whole = await runCli([...flags, '--out', path.join(tmp.dir, 'whole')], tmp.dir);
       assert.equal(whole.code, 0, explain(whole));
 
-      const cut = path.join(tmp.dir, 'cut');
-      const started = startCli([...flags, '--out', cut], tmp.dir);
+      const interruptedRun = path.join(tmp.dir, 'cut-before-move');
+      const started = startCli([...flags, '--out', interruptedRun], tmp.dir);
       // Interrupt during the second epoch: the first table row is out.
       await waitForOutput(started, (s) => /^0\s{2,}\d/m.test(s));
       started.child.kill('SIGINT');
       const stopped = await started.done;
       assert.equal(stopped.code, 130, explain(stopped));
+      assert.ok(fs.existsSync(path.join(interruptedRun, 'interrupted.tsl')));
+      assert.ok(stopped.stdout.includes(`resume with: npx torchts-train --resume ${path.relative(tmp.dir, path.join(interruptedRun, 'interrupted.tsl'))}`), stopped.stdout);
+      assert.ok(!fs.existsSync(path.join(interruptedRun, 'last.tsl')), 'an interrupted run has no final model');
+      // A run folder may be moved before it is resumed: the run continues where its checkpoint is.
+      const cut = path.join(tmp.dir, 'cut');
+      fs.renameSync(interruptedRun, cut);
       const checkpoint = path.join(cut, 'interrupted.tsl');
-      assert.ok(fs.existsSync(checkpoint));
-      assert.ok(stopped.stdout.includes(`resume with: npx torchts-train --resume ${path.relative(tmp.dir, checkpoint)}`), stopped.stdout);
-      assert.ok(!fs.existsSync(path.join(cut, 'last.tsl')), 'an interrupted run has no final model');
 
       const resumed = await runCli(['--resume', checkpoint], tmp.dir);
       assert.equal(resumed.code, 0, explain(resumed));
@@ -271,6 +274,7 @@ describe('torchts-train (CLI, end to end)', function () {
       }
       assert.ok(!fs.existsSync(checkpoint), 'the used checkpoint is removed after the run completes');
       assert.ok(fs.existsSync(path.join(cut, 'last.tsl')));
+      assert.ok(!fs.existsSync(interruptedRun), 'nothing is written to where the run was before');
     });
   });
 
