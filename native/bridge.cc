@@ -197,15 +197,20 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   });
 }
 
+// A positional argument that must be a whole number in [min, max]; fails naming it otherwise.
+double wholeNumberArg(const Napi::Value& value, const std::string& what, double min, double max) {
+  const double n = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : std::nan("");
+  if (!(n >= min && n <= max && n == std::floor(n))) {
+    fail(what + " must be a whole number in [" + std::to_string(static_cast<int64_t>(min)) + ", " +
+         std::to_string(static_cast<int64_t>(max)) + "]; got " + describe(value));
+  }
+  return n;
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
-    if (!info[0].IsNumber()) fail("setThreads(n): n must be a whole number >= 1; got " + describe(info[0]));
-    const double n = info[0].As<Napi::Number>().DoubleValue();
-    if (!(n >= 1 && n <= 1024 && n == std::floor(n))) {
-      fail("setThreads(n): n must be a whole number in [1, 1024]; got " + describe(info[0]));
-    }
-    gThreads = static_cast<int>(n);
+    gThreads = static_cast<int>(wholeNumberArg(info[0], "setThreads(n): n", 1, 1024));
     applyThreads();
     return env.Undefined();
   });
@@ -214,12 +219,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
-    if (!info[0].IsNumber()) fail("manualSeed(seed): seed must be a number; got " + describe(info[0]));
-    const double seed = info[0].As<Napi::Number>().DoubleValue();
-    if (!(seed >= 0 && seed <= 9007199254740991.0 && seed == std::floor(seed))) {
-      fail("manualSeed(seed): seed must be a whole number >= 0; got " + describe(info[0]));
-    }
-    torch::manual_seed(static_cast<uint64_t>(seed));
+    torch::manual_seed(static_cast<uint64_t>(wholeNumberArg(info[0], "manualSeed(seed): seed", 0, 9007199254740991.0)));
     return env.Undefined();
   });
 }

@@ -102,11 +102,6 @@ inline uint8_t toByte(float v) {
 // is one multiply-add for the whole pixel.
 #if defined(__GNUC__)
 typedef float Pixel4 __attribute__((vector_size(16)));
-inline Pixel4 loadPixel(const float* p) {
-  Pixel4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 #else
 struct Pixel4 {
   float v[4];
@@ -117,12 +112,12 @@ struct Pixel4 {
   }
   friend Pixel4 operator*(float c, const Pixel4& p) { return {{c * p.v[0], c * p.v[1], c * p.v[2], c * p.v[3]}}; }
 };
+#endif
 inline Pixel4 loadPixel(const float* p) {
   Pixel4 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-#endif
 
 // Horizontal taps with offsets clamped and in floats: output x reads row[offsets[x*width+k]].
 struct RowTaps {

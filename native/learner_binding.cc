@@ -235,13 +235,19 @@ class Learner : public Napi::ObjectWrap<Learner> {
     return hyper;
   }
 
+  // A batch with labels or soft targets, copied for the worker; `what` names it in the error.
+  std::shared_ptr<BatchSpec> labelledBatch(const Napi::Value& value, const std::string& what) {
+    auto batch = ownedBatch(value, numClasses_);
+    if (!batch->labels.defined() && !batch->targets.defined()) {
+      throw InputError(what + " needs labels (Int32Array) or targets (Float32Array)");
+    }
+    return batch;
+  }
+
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return async(env, [&]() -> Napi::Value {
-      auto batch = ownedBatch(info[0], numClasses_);
-      if (!batch->labels.defined() && !batch->targets.defined()) {
-        throw InputError("a training batch needs labels (Int32Array) or targets (Float32Array)");
-      }
+      auto batch = labelledBatch(info[0], "a training batch");
       auto hyper = parseHyper(info[1]);
       return schedule<double>(
           env, [batch, hyper](LearnerCore& core) { return core.trainStep(*batch, hyper); },
@@ -256,10 +262,7 @@ class Learner : public Napi::ObjectWrap<Learner> {
   Napi::Value EvalStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return async(env, [&]() -> Napi::Value {
-      auto batch = ownedBatch(info[0], numClasses_);
-      if (!batch->labels.defined() && !batch->targets.defined()) {
-        throw InputError("evalStep needs labels (Int32Array) or targets (Float32Array)");
-      }
+      auto batch = labelledBatch(info[0], "evalStep");
       if (batch->mix) throw InputError("batch.mix is for training only; evalStep takes unmixed batches");
       bool probs = false;
       if (info.Length() > 1 && !info[1].IsUndefined()) {

@@ -15,7 +15,7 @@ import * as path from 'path';
 import { native, type NativeBatch, type NativeLearner, type NativeMix } from '../native';
 import type { Batch, DataLoaders, LoaderSettings } from '../data/types';
 import { Random } from '../data/random';
-import { IMAGENET_STATS } from '../data/stats';
+import { IMAGENET_STATS, checkStats } from '../data/stats';
 import type { Callback, EpochRecord, FitState } from './callbacks';
 import { SmoothedLoss, valley, LR_FIND_DEFAULTS, type LrFindOptions, type LrFindResult } from './lr-find';
 import { accuracy, accuracyOf, type Metric } from './metrics';
@@ -675,9 +675,9 @@ export class Learner {
     return {
       loss: count > 0 ? lossSum / count : NaN,
       metrics,
-      probs: wantProbs ? concatFloat(probs) : undefined,
-      targets: concatInt(targets),
-      indices: concatInt(indices),
+      probs: wantProbs ? concat(probs, (n) => new Float32Array(n)) : undefined,
+      targets: concat(targets, (n) => new Int32Array(n)),
+      indices: concat(indices, (n) => new Int32Array(n)),
     };
   }
 
@@ -724,7 +724,7 @@ export class Learner {
       targets.push(batch.labels);
       indices.push(batch.indices);
     }
-    return { probs: concatFloat(probs), targets: concatInt(targets), indices: concatInt(indices) };
+    return { probs: concat(probs, (n) => new Float32Array(n)), targets: concat(targets, (n) => new Int32Array(n)), indices: concat(indices, (n) => new Int32Array(n)) };
   }
 
   /** Class probabilities for a batch of images (uint8 RGB NHWC, e.g. from lib/data), in eval mode. */
@@ -980,11 +980,7 @@ function checkSettings(settings: LoaderSettings): void {
 function resolveNormalize(option: LearnerNormalize, data: DataLoaders): { mean: number[]; std: number[] } | null {
   if (option === null) return null;
   if (option === 'data') return data.stats ? { mean: [...data.stats.mean], std: [...data.stats.std] } : null;
-  if (option === 'imagenet') return { mean: [...IMAGENET_STATS.mean], std: [...IMAGENET_STATS.std] };
-  if (option.mean?.length !== 3 || option.std?.length !== 3 || option.std.some((s) => !(s > 0))) {
-    throw new Error('normalize: expected { mean: [r, g, b], std: [r, g, b] } with std > 0');
-  }
-  return { mean: [...option.mean], std: [...option.std] };
+  return checkStats(option === 'imagenet' ? IMAGENET_STATS : option);
 }
 
 function labelSmoothingOf(loss: LossOption): number {
@@ -1001,18 +997,9 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function concatFloat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
-function concatInt(parts: Int32Array[]): Int32Array {
-  const out = new Int32Array(parts.reduce((s, p) => s + p.length, 0));
+/** Joins per-batch arrays (probabilities, targets, indices) into one. */
+function concat<T extends Float32Array | Int32Array>(parts: T[], make: (length: number) => T): T {
+  const out = make(parts.reduce((sum, p) => sum + p.length, 0));
   let offset = 0;
   for (const p of parts) {
     out.set(p, offset);
