@@ -16,8 +16,6 @@
 namespace torchts {
 namespace {
 
-// Keep in step with package.json's version.
-constexpr const char* kAddonVersion = "0.1.0";
 constexpr int64_t kMaxSide = 1 << 15;
 constexpr int64_t kMaxBatch = 1 << 20;
 
@@ -172,16 +170,23 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     auto out = Napi::Object::New(env);
-    out.Set("version", kAddonVersion);
+    out.Set("version", TORCHTS_VERSION);  // package.json's, passed in by CMakeLists.txt
     out.Set("torchVersion", TORCH_VERSION);
     out.Set("libtorchSource", TORCHTS_LIBTORCH_SOURCE);
+#if defined(_GLIBCXX_USE_CXX11_ABI)
+    out.Set("cxx11Abi", _GLIBCXX_USE_CXX11_ABI != 0);
+#else
+    out.Set("cxx11Abi", false);
+#endif
+    out.Set("cudaBuild", TORCHTS_CUDA_BUILD != 0);
+    if (TORCHTS_CUDA_BUILD) out.Set("cudaVersion", TORCHTS_CUDA_VERSION);
     const bool cuda = torch::cuda::is_available();
     out.Set("cudaAvailable", cuda);
     out.Set("cudaDeviceCount", static_cast<double>(cuda ? torch::cuda::device_count() : 0));
     out.Set("threads", at::get_num_threads());
     auto features = Napi::Array::New(env);
     auto add = [&](const char* name) { features.Set(features.Length(), name); };
-    if (at::hasCUDA()) add("cuda");
+    if (TORCHTS_CUDA_BUILD) add("cuda");
     if (cuda && torch::cuda::cudnn_is_available()) add("cudnn");
     if (at::hasMKLDNN()) add("mkldnn");
     if (at::hasMKL()) add("mkl");
@@ -437,7 +442,7 @@ torch::Device parseDevice(const std::string& spec) {
   const int64_t count = cuda ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
   if (index >= count) {
     fail("device '" + spec + "' is not available: this libtorch sees " + std::to_string(count) +
-         " CUDA device(s)" + (at::hasCUDA() ? "" : " (it was built without CUDA)") +
+         " CUDA device(s)" + (TORCHTS_CUDA_BUILD ? "" : " (it was built without CUDA)") +
          "; expected 'cpu' or 'auto'");
   }
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
@@ -460,6 +465,7 @@ void applyThreads() {
 }
 
 void InitGlobals(Napi::Env env, Napi::Object exports) {
+  compat::quietOneTimeNotices();
   gThreads = defaultThreads();
   applyThreads();
   exports.Set("info", Napi::Function::New(env, Info, "info"));

@@ -2,6 +2,7 @@
 // this header instead of testing TORCH_VERSION_* itself.
 #pragma once
 #include <ATen/autocast_mode.h>
+#include <c10/util/Logging.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -50,6 +51,19 @@ typename StateMap::key_type optimizerStateKey(const StateMap&, const torch::Tens
   } else {
     return static_cast<Key>(param.unsafeGetTensorImpl());
   }
+}
+
+// libtorch 2.x logs "Could not initialize NNPACK! Reason: Unsupported hardware." once per process,
+// the first time a convolution asks whether NNPACK can run, on every CPU without it. Asking once
+// at load with the log level raised for that call alone keeps the line from the user while every
+// later warning still shows. (1.13 logs through glog and does not print it.)
+inline void quietOneTimeNotices() {
+#if TORCHTS_TORCH2 && !defined(C10_USE_GLOG)
+  const int level = FLAGS_caffe2_log_level;
+  FLAGS_caffe2_log_level = 2;  // errors only
+  (void)at::_nnpack_available();
+  FLAGS_caffe2_log_level = level;
+#endif
 }
 
 // Copies host memory into page-locked memory so a later non_blocking copy to CUDA overlaps.
