@@ -12,5 +12,5 @@
 export * from './data';
 export * from './learn';
 export * from './report';
-export { native, addonCandidates, packageRoot } from './native';
+export { native, packageRoot } from './native';
 export type * from './native';

@@ -15,8 +15,24 @@ export interface NativeInfo {
   version: string;
   /** libtorch version, e.g. "1.13.1". */
   torchVersion: string;
-  /** Where the build found libtorch ("LIBTORCH", "python torch", "system", ...). */
+  /**
+   * Where libtorch came from: "LIBTORCH", "Torch_DIR", "python torch (<interpreter>)", "system",
+   * "cache (<folder>)".
+   */
   libtorchSource: string;
+  /** The folder of the libtorch shared libraries in use (absent when TORCHTS_ADDON chose the addon). */
+  libtorchDir?: string;
+  /** Whether the addon and libtorch use libstdc++'s C++11 ABI. */
+  cxx11Abi: boolean;
+  /** Whether this libtorch is a CUDA build (it may still see no device: see `cudaAvailable`). */
+  cudaBuild: boolean;
+  /** CUDA version of a CUDA build, e.g. "13.0". */
+  cudaVersion?: string;
+  /** 'prebuilt' (shipped in the package), 'source' (built at install) or 'TORCHTS_ADDON'. */
+  binary: 'prebuilt' | 'source' | 'TORCHTS_ADDON';
+  /** The binary's variant, e.g. "torch2.13-cxx11-cpu". */
+  variant?: string;
+  /** Whether a CUDA device is usable now. */
   cudaAvailable: boolean;
   cudaDeviceCount: number;
   /**
@@ -233,8 +249,6 @@ export interface NativeBinding {
   jpegVersion?(): string;
 }
 
-const ADDON_NAME = 'torchts.node';
-
 /** The package root: the nearest folder above this file with our package.json (works from lib/ and dist/lib/). */
 export function packageRoot(from = __dirname): string {
   let dir = from;
@@ -247,39 +261,134 @@ export function packageRoot(from = __dirname): string {
   }
 }
 
-/** Places the addon may be, most specific first. */
-export function addonCandidates(root = packageRoot()): string[] {
-  const candidates: string[] = [];
-  if (process.env.TORCHTS_ADDON) candidates.push(path.resolve(process.env.TORCHTS_ADDON));
-  candidates.push(
-    path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, ADDON_NAME),
-    path.join(root, 'build', 'Release', ADDON_NAME),
-    path.join(root, 'build', 'Debug', ADDON_NAME),
-  );
-  return candidates;
+/** How an addon is loaded: scripts/binary.js, shared with the install step (plain JavaScript). */
+interface LibtorchSummary {
+  version: string;
+  source: string;
+  dir: string;
+  cuda: string | null;
+  cxx11Abi: boolean | null;
+}
+interface BindingRecord {
+  kind: 'prebuilt' | 'source';
+  variant: string;
+  addon: string;
+  libtorch: LibtorchSummary;
+}
+interface FoundLibtorch {
+  torchDir: string;
+  source: string;
+}
+interface BinaryModule {
+  readRecord(root: string): BindingRecord | null;
+  recordUsable(root: string, record: BindingRecord): boolean;
+  loadRecord(root: string, record: BindingRecord): NativeBinding;
+  matchPrebuilt(root: string, lib: object): { record?: BindingRecord; reason?: string };
+  sourceRecord(lib: object): BindingRecord;
+  probeRecord(root: string, record: BindingRecord): string | null;
+  writeRecord(root: string, record: BindingRecord): void;
+  noBinaryMessage(root: string, lib: object, reasons: string[]): string;
+}
+interface FindModule {
+  findLibtorch(env?: NodeJS.ProcessEnv): FoundLibtorch | null;
+  describeLibtorch(found: FoundLibtorch): object;
+}
+
+function scriptModule<T>(root: string, name: string): T {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(root, 'scripts', name)) as T;
+}
+
+/**
+ * Which addon to load. The install step's choice (torchts-binding.json) when its files are still
+ * there; otherwise, as after `npm install --ignore-scripts`, the same choice made now: the shipped
+ * binary matching the libtorch found, else a source build in build/Release.
+ */
+function chooseRecord(root: string, binary: BinaryModule): BindingRecord {
+  const recorded = binary.readRecord(root);
+  if (recorded && binary.recordUsable(root, recorded)) return recorded;
+  const finder = scriptModule<FindModule>(root, 'find-libtorch.js');
+  const found = finder.findLibtorch();
+  if (!found) {
+    throw new Error(
+      'torchts: no libtorch found. Install PyTorch (pip install torch), set LIBTORCH to a libtorch folder, ' +
+        'or run `node node_modules/torchts/scripts/setup-libtorch.js`.',
+    );
+  }
+  const lib = finder.describeLibtorch(found);
+  const { record, reason } = binary.matchPrebuilt(root, lib);
+  if (!record) {
+    const built = binary.sourceRecord(lib);
+    if (fs.existsSync(path.join(root, built.addon))) return built;
+    throw new Error(`torchts: ${binary.noBinaryMessage(root, lib, [reason ?? ''])}`);
+  }
+  // Tried once in a child process, as the install step would have, so a binary that does not fit
+  // this libtorch is an Error here rather than a crash; then remembered like an install's choice.
+  const failure = binary.probeRecord(root, record);
+  if (failure) {
+    throw new Error(`torchts: ${binary.noBinaryMessage(root, lib, [`the prebuilt ${record.variant} binary does not load here (${failure})`])}`);
+  }
+  try {
+    binary.writeRecord(root, record);
+  } catch {
+    // A read-only install folder: the choice is made again by the next process.
+  }
+  return record;
+}
+
+/** The addon TORCHTS_ADDON names, for tests and custom builds. */
+function loadNamedAddon(file: string): NativeBinding {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const binding = require(path.resolve(file)) as NativeBinding;
+  return withInfo(binding, { binary: 'TORCHTS_ADDON' });
+}
+
+function withInfo(binding: NativeBinding, facts: Partial<NativeInfo>): NativeBinding {
+  const nativeInfo = binding.info.bind(binding);
+  return Object.assign(Object.create(binding) as NativeBinding, { info: () => ({ ...nativeInfo(), ...facts }) });
 }
 
 let cached: NativeBinding | undefined;
 
-/** Loads the addon once; throws an Error that says how to build it when it is missing. */
+/** Loads the addon once; throws an Error that names the libtorch found and what to do. */
 export function native(): NativeBinding {
   if (cached) return cached;
-  const tried: string[] = [];
-  for (const file of addonCandidates()) {
-    if (!fs.existsSync(file)) {
-      tried.push(`${file} (missing)`);
-      continue;
-    }
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      cached = require(file) as NativeBinding;
-      return cached;
-    } catch (err) {
-      tried.push(`${file} (${(err as Error).message.split('\n')[0]})`);
-    }
+  if (process.env.TORCHTS_ADDON) return (cached = loadNamedAddon(process.env.TORCHTS_ADDON));
+  const root = packageRoot();
+  const binary = scriptModule<BinaryModule>(root, 'binary.js');
+  const record = chooseRecord(root, binary);
+  let binding: NativeBinding;
+  try {
+    binding = binary.loadRecord(root, record);
+  } catch (err) {
+    throw new Error(
+      `torchts: the native addon ${record.addon} (${record.variant}) could not be loaded: ` +
+        `${(err as Error).message.split('\n')[0]}\nRebuild it with \`npm rebuild torchts --build-from-source\`.`,
+    );
   }
-  throw new Error(
-    `torchts: the native addon could not be loaded. Tried:\n  ${tried.join('\n  ')}\n` +
-      'Build it with `npm run build:native` (it needs libtorch: see scripts/setup-libtorch).',
-  );
+  cached = withInfo(binding, {
+    binary: record.kind,
+    variant: record.variant,
+    libtorchSource: record.libtorch.source,
+    libtorchDir: record.libtorch.dir,
+  });
+  return cached;
+}
+
+let fallbackNoted = false;
+
+/**
+ * Passes a device spec through, saying once per process, on stderr, when 'auto' means the CPU
+ * on a CUDA build of libtorch (a GPU machine's install used on a machine without a usable GPU).
+ */
+export function announceDevice(device: string): string {
+  if (device !== 'auto' || fallbackNoted) return device;
+  const info = native().info();
+  if (info.cudaBuild && !info.cudaAvailable) {
+    fallbackNoted = true;
+    process.stderr.write(
+      `torchts: libtorch ${info.torchVersion} is a CUDA ${info.cudaVersion ?? ''} build but no CUDA device is usable here; using the CPU\n`,
+    );
+  }
+  return device;
 }

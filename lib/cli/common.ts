@@ -51,12 +51,13 @@ async function datasetByName(name: string): Promise<string> {
   return untarData(name);
 }
 
-/** "torchts 0.1.0 | libtorch 1.13.1 (system) | device cpu | 2 threads | features ..." */
+/** "torchts 0.1.0 | libtorch 1.13.0 (system, source torch1.13-cxx11-cpu) | device cpu | 2 threads | features ..." */
 export async function deviceLine(device: string): Promise<string> {
   const info = native().info();
   const resolved = device === 'auto' ? (info.cudaAvailable ? 'cuda' : 'cpu') : device;
   const features = info.features.length ? ` | ${info.features.join(', ')}` : '';
-  return `torchts ${info.version} | libtorch ${info.torchVersion} (${info.libtorchSource}) | device ${resolved} | ${info.threads} threads${features}`;
+  const build = info.variant ? `, ${info.binary} ${info.variant}` : '';
+  return `torchts ${info.version} | libtorch ${info.torchVersion} (${info.libtorchSource}${build}) | device ${resolved} | ${info.threads} threads${features}`;
 }
 
 /** What Learner.export writes next to a model (model.tsl.json). */

@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { native, type NativeBatch, type NativeLearner, type NativeMix } from '../native';
+import { announceDevice, native, type NativeBatch, type NativeLearner, type NativeMix } from '../native';
 import type { Batch, DataLoaders, LoaderSettings } from '../data/types';
 import { Random } from '../data/random';
 import { IMAGENET_STATS, checkStats } from '../data/stats';
@@ -299,7 +299,7 @@ export class Learner {
     this.model = new binding.Learner({
       arch: this.arch,
       numClasses: this.classes.length,
-      device: options.device ?? 'auto',
+      device: announceDevice(options.device ?? 'auto'),
       optimizer: opt.kind ?? 'adamw',
       weightDecay: opt.weightDecay ?? 0.01,
       beta2: opt.beta2 ?? 0.99,
@@ -887,7 +887,7 @@ export class Predictor {
     const model = new binding.Learner({
       arch: head.arch,
       numClasses: head.classes.length,
-      device: options.device ?? 'auto',
+      device: announceDevice(options.device ?? 'auto'),
       optimizer: 'adamw',
       weightDecay: 0,
       beta2: 0.99,
