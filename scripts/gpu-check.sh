@@ -22,6 +22,16 @@ node scripts/install.js --force > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/buil
 grep -E "torchts: (using|building)" "$OUT/build.log"
 node -e "console.log(JSON.stringify(require('./build/Release/torchts.node').info()))" | tee "$OUT/info.json"
 
+# The portable (prebuilt) binary for this torch, loaded the way an install without a compiler would.
+node scripts/prebuild.js --torch "$(command -v python3)" --out "$OUT/prebuilds" > "$OUT/prebuild.log" 2>&1 || tail -30 "$OUT/prebuild.log"
+node -e '
+const binary = require("./scripts/binary.js");
+const { findLibtorch, describeLibtorch } = require("./scripts/find-libtorch.js");
+const { record, reason } = binary.matchPrebuilt(process.argv[1], describeLibtorch(findLibtorch()));
+if (!record) throw new Error(reason);
+console.log("prebuilt", record.variant, JSON.stringify(binary.loadRecord(process.argv[1], record).info()));
+' "$OUT" | tee "$OUT/prebuilt-info.txt"
+
 # Tests with CUDA as the device under test; the Python peer is this machine's torch.
 export TORCHTS_TEST_DEVICE=cuda TORCHTS_PYTHON=$(command -v python3)
 node node_modules/mocha/bin/mocha.js 'test/**/*.test.ts' > "$OUT/tests.log" 2>&1
