@@ -145,7 +145,8 @@ function noBinaryMessage(root, lib, reasons) {
     `Prebuilt binaries in this package: ${shippedList(prebuiltVariants(root))}.`,
     ...reasons.filter(Boolean).map((reason) => `- ${reason}`),
     'To build from source, install cmake and a C++ compiler (g++ or clang), then run',
-    '`npm rebuild torchts` (`npm run build:native` in a clone). To use a shipped binary instead,',
+    '`npm rebuild torchts` (`npm run build:native` in a clone). npm 11 runs that build only once',
+    'the project approves it: `npm install-scripts approve torchts` first. To use a shipped binary instead,',
     "point LIBTORCH, or the python3 on PATH, at a libtorch that one of them serves.",
   ].join('\n');
 }
