@@ -48,13 +48,17 @@ export function run(command: string, args: string[], options: { cwd?: string; en
   return output;
 }
 
-/** The environment of a user's shell: this one without npm's lifecycle variables or torchts overrides. */
+/**
+ * The environment of a user's shell: this one without npm's lifecycle variables, torchts overrides
+ * or an activated test venv (the suite itself may run with one first on PATH), then `pathPrefix`.
+ */
 export function userEnv(pathPrefix: string[]): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(npm_|TORCHTS_ADDON$|TORCHTS_PYTHON$|INIT_CWD$)/i.test(key)) env[key] = value;
+    if (!/^(npm_|TORCHTS_ADDON$|TORCHTS_PYTHON$|LIBTORCH$|VIRTUAL_ENV$|INIT_CWD$)/i.test(key)) env[key] = value;
   }
-  env.PATH = [...pathPrefix, process.env.PATH ?? ''].join(path.delimiter);
+  const inherited = (process.env.PATH ?? '').split(path.delimiter).filter((dir) => !dir.startsWith(path.join(HOME, 'venv-')));
+  env.PATH = [...pathPrefix, ...inherited].join(path.delimiter);
   return env;
 }
 
