@@ -2,7 +2,7 @@
  * The callback that shows a fit and records it: a progress bar per pass, the
  * epoch table, metrics.csv/json after every epoch, and the best model so far.
  */
-import type { Callback, FitState } from '../learn/callbacks';
+import type { Callback, FitState } from '../learn/types';
 import { EpochTable, MetricsLog, ProgressBar, type MetricsRecord, type ProgressStream } from '../report';
 
 export interface ReportCallbackOptions {

@@ -9,8 +9,8 @@ import type { AugmentOptions } from '../data/augment';
 import { listImageFolder } from '../data/folder';
 import { DEFAULT_AUGMENT } from '../data/loader';
 import { Learner } from '../learn';
-import type { FitState } from '../learn/callbacks';
-import type { FitResult } from '../learn/learner';
+import type { FitState } from '../learn/types';
+import type { FitResult } from '../learn/options';
 import { confusionMatrix } from '../learn/metrics';
 import { native } from '../native';
 import { MetricsLog, writeJson, writeRunCharts, type EpochPoint, type ProgressStream, type StepRecord } from '../report';
@@ -290,7 +290,7 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     stream,
     progress: options.progress,
     bestSoFar: Math.max(-Infinity, ...previous.map((r) => Number(r.accuracy)).filter(Number.isFinite)),
-    onBest: async (state: FitState) => state.learner.export(file(FILES.best)),
+    onBest: async (state: FitState) => state.exportModel(file(FILES.best)),
   });
   try {
     learner = new Learner({

@@ -1,38 +1,33 @@
 /**
- * The training layer: Learner (fit, fitOneCycle, fineTune, fitPhases, lrFind,
- * validate, tta, predict, save/load/export), schedules, mixup/cutmix
- * decisions, TTA combination, metrics and callbacks.
+ * The training layer: the Learner facade (fit, fitOneCycle, fineTune,
+ * fitPhases, lrFind, validate, tta, predict, save/load/export), the Predictor,
+ * the callback contract and the callbacks, schedules, mixing, TTA and metrics.
  */
-export {
-  Learner,
-  Predictor,
-  LABEL_SMOOTHING_EPS,
-  type LearnerOptions,
-  type LearnerNormalize,
-  type LossOption,
-  type OptimizerOptions,
-  type SettingsOptions,
-  type Phase,
-  type FineTuneOptions,
-  type FitPhasesOptions,
-  type FitResult,
-  type ValidationResult,
-  type TtaResult,
-  type PredictResult,
-  type PredictInput,
-  type History,
-} from './learner';
+export { Learner, LABEL_SMOOTHING_EPS } from './learner';
+export { Predictor } from './predictor';
+export type {
+  LearnerOptions,
+  LearnerNormalize,
+  LossOption,
+  OptimizerOptions,
+  SettingsOptions,
+  FitResult,
+  ValidationResult,
+  TtaResult,
+  PredictResult,
+  PredictInput,
+} from './options';
+export type { Phase, FineTuneOptions, FitPhasesOptions } from './plan';
+export { FIT_EVENTS, type Callback, type FitControl, type FitState, type FitEvent, type EpochRecord } from './types';
 export {
   EarlyStopping,
   SaveBestModel,
   CsvLogger,
   monitoredValue,
   defaultComparison,
-  type Callback,
-  type FitState,
-  type EpochRecord,
   type Comparison,
   type MonitorOptions,
+  type History,
 } from './callbacks';
 export {
   accuracy,

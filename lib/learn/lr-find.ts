@@ -50,7 +50,7 @@ export interface LrFindOptions {
   stopDiv?: boolean;
 }
 
-export const LR_FIND_DEFAULTS: Required<LrFindOptions> = { startLr: 1e-7, endLr: 10, numIt: 100, stopDiv: true };
+export { LR_FIND_DEFAULTS } from '../defaults';
 
 /** What the finder measured and what it suggests. */
 export interface LrFindResult {

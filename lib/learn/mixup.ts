@@ -3,6 +3,7 @@
  * and the CutMix box; the native step blends images and targets and mixes the
  * loss (lambda * L(pred, y) + (1 - lambda) * L(pred, y[perm])). Training only.
  */
+import { MIX_ALPHA } from '../defaults';
 import type { NativeMix } from '../native';
 
 /** The random draws mixing needs (lib/data/random.ts provides a seeded one). */
@@ -20,8 +21,8 @@ export type MixOptions =
   | { kind: 'mixup'; /** Beta(alpha, alpha). Default 0.4. */ alpha?: number }
   | { kind: 'cutmix'; /** Beta(alpha, alpha). Default 1.0. */ alpha?: number };
 
-export const MIXUP_ALPHA = 0.4;
-export const CUTMIX_ALPHA = 1.0;
+export const MIXUP_ALPHA = MIX_ALPHA.mixup;
+export const CUTMIX_ALPHA = MIX_ALPHA.cutmix;
 
 function checkAlpha(alpha: number): void {
   if (!(alpha > 0) || !Number.isFinite(alpha)) throw new Error(`mix alpha: expected a number > 0, got ${alpha}`);

@@ -7,6 +7,9 @@
  * every progressive-resizing phase when one cycle spans them), and each of the
  * two phases is a cosine segment.
  */
+import { FINE_TUNE_DEFAULTS, ONE_CYCLE_DEFAULTS, withDefaults } from '../defaults';
+
+export { ONE_CYCLE_DEFAULTS };
 
 /** Options of a one-cycle schedule; every field has the reference default. */
 export interface OneCycleOptions {
@@ -26,12 +29,6 @@ export interface StepHyper {
   mom: number;
 }
 
-export const ONE_CYCLE_DEFAULTS: Required<OneCycleOptions> = {
-  pctStart: 0.25,
-  div: 25,
-  divFinal: 1e5,
-  moms: [0.95, 0.85, 0.95],
-};
 
 /**
  * A learning rate for every parameter group: one number for all groups, an
@@ -78,16 +75,12 @@ function checkLrs(lrs: number[]): number[] {
 }
 
 function resolveOneCycle(options: OneCycleOptions): Required<OneCycleOptions> {
-  const o = { ...ONE_CYCLE_DEFAULTS, ...stripUndefined(options) };
+  const o: Required<OneCycleOptions> = withDefaults(ONE_CYCLE_DEFAULTS, options);
   if (!(o.pctStart >= 0 && o.pctStart <= 1)) throw new Error(`pctStart: expected a number in [0, 1], got ${o.pctStart}`);
   if (!(o.div > 0)) throw new Error(`div: expected a number > 0, got ${o.div}`);
   if (!(o.divFinal > 0)) throw new Error(`divFinal: expected a number > 0, got ${o.divFinal}`);
   if (o.moms.length !== 3) throw new Error(`moms: expected three momenta, got ${o.moms.length}`);
   return o;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Two cosine segments meeting at pctStart; p in [0, 1]. */
@@ -219,8 +212,7 @@ export function fineTuneStages(
   groups: number,
   options: { freezeEpochs?: number; lrMult?: number; pctStart?: number; div?: number } = {},
 ): FineTuneStage[] {
-  const freezeEpochs = options.freezeEpochs ?? 1;
-  const lrMult = options.lrMult ?? 100;
+  const { freezeEpochs, lrMult, pctStart, div } = withDefaults(FINE_TUNE_DEFAULTS, options);
   const stages: FineTuneStage[] = [];
   if (freezeEpochs > 0) {
     stages.push({ epochs: freezeEpochs, freezeTo: groups - 1, lr: { hi: baseLr }, options: { pctStart: 0.99 } });
@@ -231,7 +223,7 @@ export function fineTuneStages(
       epochs,
       freezeTo: 0,
       lr: { lo: half / lrMult, hi: half },
-      options: { pctStart: options.pctStart ?? 0.3, div: options.div ?? 5 },
+      options: { pctStart, div },
     });
   }
   return stages;

@@ -2,18 +2,24 @@
  * Test-time augmentation: combining the probabilities of n augmented passes
  * and one plain pass over the validation set, as the reference does.
  */
+import type { Batch, DataLoaders, LoaderSettings } from '../data/types';
+import { TTA_DEFAULTS } from '../defaults';
+import type { NativeLearner } from '../native';
+import { concat, toNative } from './loop';
+import { accuracyOf } from './metrics';
+import type { TtaResult } from './options';
 
 /** How TTA passes are combined. */
 export interface TtaOptions {
-  /** Augmented passes (training transforms). Default 4. */
+  /** Augmented passes (training transforms). Default `TTA_DEFAULTS.n`. */
   n?: number;
-  /** Weight of the plain pass: result = (1 - beta) * mean(aug) + beta * plain. Default 0.25. */
+  /** Weight of the plain pass: result = (1 - beta) * mean(aug) + beta * plain. Default `TTA_DEFAULTS.beta`. */
   beta?: number;
-  /** Elementwise max over the augmented passes, then max with the plain pass, instead of the mean. Default false. */
+  /** Elementwise max over the augmented passes, then max with the plain pass, instead of the mean. Default `TTA_DEFAULTS.useMax`. */
   useMax?: boolean;
 }
 
-export const TTA_DEFAULTS: Required<TtaOptions> = { n: 4, beta: 0.25, useMax: false };
+export { TTA_DEFAULTS };
 
 /**
  * Combines probability arrays of equal length. `augmented` holds one array per
@@ -49,4 +55,47 @@ export function combineTta(
     out[i] = mean + beta * (plain[i] - mean);
   }
   return out;
+}
+
+/**
+ * Runs TTA over the validation set: one plain pass and `n` augmented passes
+ * (the training transforms), each aligned to the plain pass's item order, then combined.
+ */
+export async function runTta(
+  data: DataLoaders,
+  model: NativeLearner,
+  numClasses: number,
+  settings: LoaderSettings,
+  options: TtaOptions,
+): Promise<TtaResult> {
+  const n = options.n ?? TTA_DEFAULTS.n;
+  if (!Number.isInteger(n) || n < 0) throw new Error(`tta n: expected an integer >= 0, got ${n}`);
+  const plain = await collectProbs(model, data.valid(settings));
+  const rowOf = new Map<number, number>();
+  plain.indices.forEach((datasetIndex, row) => rowOf.set(datasetIndex, row));
+  const augmented: Float32Array[] = [];
+  for (let pass = 0; pass < n; pass++) {
+    const run = await collectProbs(model, data.validAugmented(settings, pass));
+    const aligned = new Float32Array(plain.probs.length);
+    run.indices.forEach((datasetIndex, row) => {
+      const target = rowOf.get(datasetIndex);
+      if (target === undefined) return;
+      aligned.set(run.probs.subarray(row * numClasses, (row + 1) * numClasses), target * numClasses);
+    });
+    augmented.push(aligned);
+  }
+  const probs = combineTta(augmented, plain.probs, options);
+  return { probs, targets: plain.targets, indices: plain.indices, accuracy: accuracyOf(probs, plain.targets, numClasses) };
+}
+
+async function collectProbs(model: NativeLearner, loader: AsyncIterable<Batch>): Promise<{ probs: Float32Array; targets: Int32Array; indices: Int32Array }> {
+  const probs: Float32Array[] = [];
+  const targets: Int32Array[] = [];
+  const indices: Int32Array[] = [];
+  for await (const batch of loader) {
+    probs.push(await model.predict(toNative(batch)));
+    targets.push(batch.labels);
+    indices.push(batch.indices);
+  }
+  return { probs: concat(probs, (k) => new Float32Array(k)), targets: concat(targets, (k) => new Int32Array(k)), indices: concat(indices, (k) => new Int32Array(k)) };
 }

@@ -202,7 +202,7 @@ describe('learn/Learner: real training on Fashion-MNIST', function () {
     const trainable: boolean[][] = [];
     const spy: Callback = {
       beforeEpoch: (s) => {
-        const params = s.learner.model.parameters().filter((p) => p.shape.length > 1);
+        const params = s.parameters().filter((p) => p.shape.length > 1);
         trainable.push([0, 1, 2].map((g) => params.filter((p) => p.group === g).every((p) => p.trainable)));
       },
     };

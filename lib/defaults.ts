@@ -1,0 +1,86 @@
+/**
+ * Every default and limit of torchts, stated once. The Learner, the data
+ * loaders, the CLI and the docs read them from here; the native layer receives
+ * complete options and states none of its own (it keeps only the checks that
+ * protect memory).
+ */
+
+/** Object.freeze with the fields' types widened (number, not the literal 0.25). */
+function frozen<T extends object>(value: T): Readonly<T> {
+  return Object.freeze(value);
+}
+
+/** Limits on what a caller may ask for. */
+export const LIMITS = frozen({
+  /** Image side in pixels: the models need 8; the loaders resize up to 4096. */
+  size: frozen({ min: 8, max: 4096 }),
+  /** Items per batch. */
+  bs: frozen({ min: 1, max: 65536 }),
+});
+
+/** Optimizer settings: the reference's Adam with decoupled weight decay. */
+export const OPTIMIZER_DEFAULTS = frozen({
+  kind: 'adamw' as 'adamw' | 'sgd',
+  /** Never applied to biases and norm parameters. */
+  weightDecay: 0.01,
+  /** Adam beta2 ("sqr_mom"). */
+  beta2: 0.99,
+  /** Adam epsilon. */
+  eps: 1e-5,
+});
+
+/** The one-cycle policy (fastai's fit_one_cycle). */
+export const ONE_CYCLE_DEFAULTS = frozen({
+  pctStart: 0.25,
+  div: 25,
+  divFinal: 1e5,
+  /** Momentum (Adam beta1) at the start, at the peak lr, and at the end. */
+  moms: [0.95, 0.85, 0.95] as readonly [number, number, number],
+});
+
+/** Transfer learning (fastai's fine_tune). */
+export const FINE_TUNE_DEFAULTS = frozen({
+  freezeEpochs: 1,
+  baseLr: 2e-3,
+  lrMult: 100,
+  pctStart: 0.3,
+  div: 5,
+});
+
+/** The Learner's own settings. */
+export const LEARNER_DEFAULTS = frozen({
+  arch: 'xresnet50',
+  device: 'auto',
+  amp: 'none' as 'none' | 'bf16' | 'fp16',
+  size: 224,
+  bs: 64,
+  /** Seeds the initial weights, native randomness and mix draws (the data has its own, `DATA_SEED`). */
+  seed: 0,
+  /** lr of `fit` (constant) and peak lr of `fitOneCycle` / `fitPhases`. */
+  lr: 1e-3,
+  /** Momentum of `fit`'s constant schedule. */
+  mom: 0.9,
+  /** Smoothing of the reported training loss (debiased exponential average). */
+  lossBeta: 0.98,
+});
+
+/** Seeds the split, the shuffles and every random transform of the data, and the CLI's runs. */
+export const DATA_SEED = 42;
+
+/** Label smoothing's epsilon when `{ kind: 'labelSmoothing' }` gives none. */
+export const LABEL_SMOOTHING_EPS = 0.1;
+
+/** Beta(alpha, alpha) of the mix draws. */
+export const MIX_ALPHA = frozen({ mixup: 0.4, cutmix: 1.0 });
+
+/** Test-time augmentation. */
+export const TTA_DEFAULTS = frozen({ n: 4, beta: 0.25, useMax: false });
+
+/** The learning-rate finder. */
+export const LR_FIND_DEFAULTS = frozen({ startLr: 1e-7, endLr: 10, numIt: 100, stopDiv: true });
+
+/** The fill-in of an options object: `defaults` overridden by every field of `options` that is set. */
+export function withDefaults<D extends object>(defaults: Readonly<D>, options: { [K in keyof D]?: D[K] | undefined } = {}): D {
+  const set = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  return { ...defaults, ...set } as D;
+}
