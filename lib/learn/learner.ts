@@ -151,13 +151,13 @@ export class Learner {
   }
 
   /** `epochs` epochs at constant lr(s) and momentum `LEARNER_DEFAULTS.mom`. */
-  fit(epochs: number, lr: LrSpec = LEARNER_DEFAULTS.lr, options: SettingsOptions & { mom?: number } = {}): Promise<FitResult> {
+  async fit(epochs: number, lr: LrSpec = LEARNER_DEFAULTS.lr, options: SettingsOptions & { mom?: number } = {}): Promise<FitResult> {
     const plan = planFit(this.planContext(), epochs, lr, options.mom ?? LEARNER_DEFAULTS.mom, this.resolveSettings(options));
     return this.runPlan(plan, START);
   }
 
   /** The one-cycle policy over `epochs` epochs (defaults: `ONE_CYCLE_DEFAULTS`). */
-  fitOneCycle(epochs: number, lrMax: LrSpec = LEARNER_DEFAULTS.lr, options: OneCycleOptions & SettingsOptions = {}): Promise<FitResult> {
+  async fitOneCycle(epochs: number, lrMax: LrSpec = LEARNER_DEFAULTS.lr, options: OneCycleOptions & SettingsOptions = {}): Promise<FitResult> {
     return this.runPlan(planOneCycle(this.planContext(), epochs, lrMax, options, this.resolveSettings(options)), START);
   }
 
@@ -166,7 +166,7 @@ export class Learner {
    * with only the head training (pctStart 0.99), then all groups for `epochs`
    * with lrs from baseLr/2/lrMult (stem) to baseLr/2 (head) (defaults: `FINE_TUNE_DEFAULTS`).
    */
-  fineTune(epochs: number, baseLr = FINE_TUNE_DEFAULTS.baseLr, options: FineTuneOptions & SettingsOptions = {}): Promise<FitResult> {
+  async fineTune(epochs: number, baseLr = FINE_TUNE_DEFAULTS.baseLr, options: FineTuneOptions & SettingsOptions = {}): Promise<FitResult> {
     return this.runPlan(planFineTune(this.planContext(), epochs, baseLr, options, this.resolveSettings(options)), START);
   }
 
@@ -176,7 +176,7 @@ export class Learner {
    * 'perPhase' each phase gets its own cycle (or fineTune), the book's shape.
    * The loaders switch sizes between phases without rebuilding the dataset.
    */
-  fitPhases(phases: readonly Phase[], lrMax: LrSpec = LEARNER_DEFAULTS.lr, options: FitPhasesOptions = {}): Promise<FitResult> {
+  async fitPhases(phases: readonly Phase[], lrMax: LrSpec = LEARNER_DEFAULTS.lr, options: FitPhasesOptions = {}): Promise<FitResult> {
     return this.runPlan(planPhases(this.planContext(), phases, lrMax, options, this.settings.bs), START);
   }
 
