@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { LIMITS } from '../defaults';
 
 /** A mistake in the command line (exit code 2). */
 export class UsageError extends Error {
@@ -22,9 +23,9 @@ export interface PhaseSpec {
   bs?: number;
 }
 
-/** Image sizes we accept: the loaders take up to 4096, the models need at least 8. */
-export const MIN_SIZE = 8;
-export const MAX_SIZE = 4096;
+/** Image sizes we accept (`LIMITS.size`). */
+export const MIN_SIZE = LIMITS.size.min;
+export const MAX_SIZE = LIMITS.size.max;
 
 /**
  * Parses `--phases`: comma-separated `size:epochs` items, each with an

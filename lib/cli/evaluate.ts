@@ -4,6 +4,7 @@
  * test-time augmentation.
  */
 import * as path from 'path';
+import { DATA_SEED } from '../defaults';
 import { UsageError, deviceName, integerIn, writableFolder } from './args';
 import { resolveData, resolveModel, readRunConfig } from './common';
 import { checkDataset, pixelOptions, type TrainConfig } from './train';
@@ -29,7 +30,7 @@ export async function evaluateConfigFrom(flags: EvaluateFlags) {
   const device = flags.device === undefined ? 'auto' : deviceName(flags.device);
   const out = flags.out === undefined ? null : writableFolder('out', flags.out);
   const source = flags.data === undefined && trained ? { folder: trained.data } : await resolveData(flags.data);
-  const seed = trained?.seed ?? 42;
+  const seed = trained?.seed ?? DATA_SEED;
   checkDataset(source.folder, seed);
   // The run's augmentation (TTA views) always; its presize only on its own data.
   const pixels: Partial<ReturnType<typeof pixelOptions>> = trained ? pixelOptions({ augment: trained.augment, dataName: source.folder === trained.data ? trained.dataName : undefined }) : {};

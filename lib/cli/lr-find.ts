@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { integerIn, writableFolder, timestampedRunFolder, deviceName, oneOf } from './args';
+import { integerIn, writableFolder, timestampedRunFolder, deviceName, oneOf, MAX_SIZE, MIN_SIZE } from './args';
 import { deviceLine, resolveData } from './common';
 import { NORMALIZE_CHOICES, TRAIN_DEFAULTS, checkArch, checkDataset, type NormalizeFlag } from './train';
 import { lrFindChart, toCsv, writeChart, writeFileAtomic } from '../report';
@@ -30,7 +30,7 @@ export async function lrFindConfigFrom(flags: LrFindFlags) {
   const seed = flags.seed === undefined ? TRAIN_DEFAULTS.seed : integerIn('seed', flags.seed, 0, 2 ** 31 - 1);
   const device = flags.device === undefined ? 'auto' : deviceName(flags.device);
   const normalize: NormalizeFlag = flags.normalize === undefined ? TRAIN_DEFAULTS.normalize : oneOf('normalize', flags.normalize, NORMALIZE_CHOICES);
-  const sizeFlag = flags.size === undefined ? undefined : integerIn('size', flags.size, 8, 4096);
+  const sizeFlag = flags.size === undefined ? undefined : integerIn('size', flags.size, MIN_SIZE, MAX_SIZE);
   const out = flags.out === undefined ? timestampedRunFolder() : writableFolder('out', flags.out);
   const source = await resolveData(flags.data);
   checkDataset(source.folder, seed);

@@ -7,8 +7,9 @@
  * checkpoint to resume from was written).
  */
 import yargs, { type Argv } from 'yargs';
+import { LABEL_SMOOTHING_EPS, LR_FIND_DEFAULTS, MIX_ALPHA } from '../defaults';
 import { UsageError, integerIn } from './args';
-import { trainConfigFrom, resumeConfigFrom, runTraining, type TrainFlags } from './train';
+import { trainConfigFrom, resumeConfigFrom, runTraining, TRAIN_DEFAULTS, type TrainFlags } from './train';
 import { predictConfigFrom, runPredict, predictionTable } from './predict';
 import { evaluateConfigFrom, runEvaluate, evaluationText } from './evaluate';
 import { lrFindConfigFrom, runLrFind } from './lr-find';
@@ -23,23 +24,23 @@ function dataOptions<T>(y: Argv<T>) {
   return y
     .option('data', { type: 'string', describe: 'image folder (CLASS/IMAGE, or train/ + val/), or a dataset name such as imagenette2-160', defaultDescription: 'bundled Fashion-MNIST subset' })
     .option('arch', { type: 'string', describe: 'model: xresnet18/34/50, resnet18/34/50', defaultDescription: 'xresnet18 (resnet34 with --pretrained)' })
-    .option('bs', { type: 'string', describe: 'batch size', defaultDescription: '32' })
+    .option('bs', { type: 'string', describe: 'batch size', defaultDescription: String(TRAIN_DEFAULTS.bs) })
     .option('size', { type: 'string', describe: 'image size in pixels (square)', defaultDescription: '28 for the bundled data, else 128' })
     .option('normalize', { type: 'string', describe: 'input normalisation: imagenet | dataset | none', defaultDescription: 'dataset (imagenet with --pretrained)' })
-    .option('seed', { type: 'string', describe: 'random seed (split, shuffles, augmentation, weights)', defaultDescription: '42' })
-    .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: 'auto' })
+    .option('seed', { type: 'string', describe: 'random seed (split, shuffles, augmentation, weights)', defaultDescription: String(TRAIN_DEFAULTS.seed) })
+    .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: TRAIN_DEFAULTS.device })
     .option('workers', { type: 'string', describe: 'image decoding threads', defaultDescription: 'one per core (at least 4)' })
     .option('out', { type: 'string', describe: 'run folder (new or empty)', defaultDescription: 'runs/<timestamp>' });
 }
 
 function trainOptions<T>(y: Argv<T>) {
   return dataOptions(y)
-    .option('epochs', { type: 'string', describe: 'epochs', defaultDescription: '4' })
-    .option('lr', { type: 'string', describe: 'peak learning rate of the one-cycle schedule', defaultDescription: '3e-3' })
+    .option('epochs', { type: 'string', describe: 'epochs', defaultDescription: String(TRAIN_DEFAULTS.epochs) })
+    .option('lr', { type: 'string', describe: 'peak learning rate of the one-cycle schedule', defaultDescription: TRAIN_DEFAULTS.lr.toExponential() })
     .option('phases', { type: 'string', describe: 'progressive resizing SIZE:EPOCHS[@BS],... e.g. 64:2,128:3@32 (one cycle spans all phases)' })
-    .option('mixup', { type: 'string', describe: 'mixup, optional alpha', defaultDescription: 'off; bare flag: 0.4' })
-    .option('cutmix', { type: 'string', describe: 'CutMix, optional alpha', defaultDescription: 'off; bare flag: 1.0' })
-    .option('label-smoothing', { type: 'string', describe: 'label-smoothing cross entropy, optional eps', defaultDescription: 'off; bare flag: 0.1' })
+    .option('mixup', { type: 'string', describe: 'mixup, optional alpha', defaultDescription: `off; bare flag: ${MIX_ALPHA.mixup}` })
+    .option('cutmix', { type: 'string', describe: 'CutMix, optional alpha', defaultDescription: `off; bare flag: ${MIX_ALPHA.cutmix.toFixed(1)}` })
+    .option('label-smoothing', { type: 'string', describe: 'label-smoothing cross entropy, optional eps', defaultDescription: `off; bare flag: ${LABEL_SMOOTHING_EPS}` })
     .option('augment', { type: 'string', describe: 'training augmentation: full (the article\'s aug_transforms) | light (flip, zoom) | none', defaultDescription: 'light for the bundled data, else full' })
     .option('cache', { type: 'boolean', describe: 'keep decoded images on disk (TORCHTS_HOME/presized) for later epochs and runs; --no-cache to turn off', defaultDescription: 'on for the bundled data, else off' })
     .option('tta', { type: 'boolean', describe: 'also report accuracy with test-time augmentation' })
@@ -132,7 +133,7 @@ export function parser(args: readonly string[], run: (handler: (argv: Record<str
         .option('tta', { type: 'boolean', describe: 'average 4 augmented views with the plain one' })
         .option('top', { type: 'string', describe: 'show the K most probable classes', defaultDescription: '1' })
         .option('json', { type: 'boolean', describe: 'print JSON instead of a table' })
-        .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: 'auto' })
+        .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: TRAIN_DEFAULTS.device })
         .option('seed', { type: 'string', describe: 'seed of the TTA views', defaultDescription: '0' })
         .example(`${PROG} predict --model runs/latest shoe.png bag.png`, 'one label per image')
         .example(`${PROG} predict --model runs/latest/best.tsl --top 3 --tta --json *.png`, 'top 3 with TTA, as JSON'),
@@ -143,8 +144,8 @@ export function parser(args: readonly string[], run: (handler: (argv: Record<str
         .option('model', { type: 'string', describe: 'a run folder or its last.tsl / best.tsl', demandOption: 'give --model RUN_FOLDER or MODEL.tsl' })
         .option('data', { type: 'string', describe: 'image folder or dataset name', defaultDescription: 'the data the model was trained on' })
         .option('tta', { type: 'boolean', describe: 'also evaluate with test-time augmentation' })
-        .option('bs', { type: 'string', describe: 'batch size', defaultDescription: '32' })
-        .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: 'auto' })
+        .option('bs', { type: 'string', describe: 'batch size', defaultDescription: String(TRAIN_DEFAULTS.bs) })
+        .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: TRAIN_DEFAULTS.device })
         .option('out', { type: 'string', describe: 'write evaluation.json and confusion.svg/png here' })
         .option('json', { type: 'boolean', describe: 'print JSON instead of tables' })
         .example(`${PROG} evaluate --model runs/latest --tta`, 'with and without TTA')
@@ -153,15 +154,15 @@ export function parser(args: readonly string[], run: (handler: (argv: Record<str
     )
     .command('lr-find', 'the learning-rate finder: prints a suggestion and writes the plot', (y) =>
       dataOptions(y)
-        .option('num-it', { type: 'string', describe: 'steps of the sweep (lr from 1e-7 to 10)', defaultDescription: '100' })
+        .option('num-it', { type: 'string', describe: `steps of the sweep (lr from ${LR_FIND_DEFAULTS.startLr.toExponential()} to ${LR_FIND_DEFAULTS.endLr})`, defaultDescription: String(LR_FIND_DEFAULTS.numIt) })
         .example(`${PROG} lr-find`, 'on the bundled data')
         .example(`${PROG} lr-find --data imagenette2-160 --arch xresnet50 --size 128 --out lr`, 'writes lr/lr-find.svg, .png, .csv'),
       (argv) => run(lrFindCommand, argv as Record<string, unknown>),
     )
     .command('experiments', "the article's ablation: baseline, +normalisation, +progressive resizing, +TTA, +mixup, +label smoothing", (y) =>
       dataOptions(y)
-        .option('epochs', { type: 'string', describe: 'epochs of every run', defaultDescription: '4' })
-        .option('lr', { type: 'string', describe: 'peak learning rate', defaultDescription: '3e-3' })
+        .option('epochs', { type: 'string', describe: 'epochs of every run', defaultDescription: String(TRAIN_DEFAULTS.epochs) })
+        .option('lr', { type: 'string', describe: 'peak learning rate', defaultDescription: TRAIN_DEFAULTS.lr.toExponential() })
         .option('phases', { type: 'string', describe: 'progressive resizing of the progressive runs', defaultDescription: 'half the epochs at half the size' })
         .option('augment', { type: 'string', describe: 'training augmentation: full | light | none', defaultDescription: 'light for the bundled data, else full' })
         .example(`${PROG} experiments`, 'on the bundled data, 4 epochs per run')

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { imageFolder } from '../data';
+import { DATA_SEED, LABEL_SMOOTHING_EPS, LEARNER_DEFAULTS, MIX_ALPHA } from '../defaults';
 import type { AugmentOptions } from '../data/augment';
 import { listImageFolder } from '../data/folder';
 import { DEFAULT_AUGMENT } from '../data/loader';
@@ -66,11 +67,11 @@ export const TRAIN_DEFAULTS = {
   /** light for the bundled data, full (the article's) for any other. */
   augment: 'light' as AugmentFlag,
   otherAugment: 'full' as AugmentFlag,
-  seed: 42,
-  device: 'auto',
-  mixupAlpha: 0.4,
-  cutmixAlpha: 1.0,
-  labelSmoothing: 0.1,
+  seed: DATA_SEED,
+  device: LEARNER_DEFAULTS.device,
+  mixupAlpha: MIX_ALPHA.mixup,
+  cutmixAlpha: MIX_ALPHA.cutmix,
+  labelSmoothing: LABEL_SMOOTHING_EPS,
 } as const;
 
 /** Everything a run needs, as written to config.json (and read back by --resume). */
