@@ -15,19 +15,17 @@
  * - `decodeTransformed`: fastai's per-image transforms on the CPU (resize
  *   crop/squish/pad, random-resized crop, flip), producing final-size pixels.
  */
-import './threads';
 import * as fs from 'fs';
-import sharp from 'sharp';
+import type SharpModule from 'sharp';
 import { promisify } from 'util';
 import { native, type NativeBinding } from '../native';
 import { Random } from './random';
+import { loadSharp } from './sharp';
 import { coreCount } from './threads';
 
-// Parallelism comes from decoding many images at once on libuv's pool; one
-// libvips thread per image avoids oversubscribing the cores.
-sharp.concurrency(1);
-// libvips' operation cache only helps when the same image is processed twice.
-sharp.cache(false);
+// Parallelism comes from decoding many images at once on libuv's pool. One
+// libvips thread per image and no operation cache suit that best; they are
+// process-wide, so only configureProcess() (threads.ts) sets them.
 
 /** Why a file could not be used. Carries the file for skip lists and strict errors. */
 export class DecodeError extends Error {
@@ -151,9 +149,9 @@ function isPlainJpeg(h: JpegHeader | null): h is JpegHeader {
 async function orientedSize(file: string, data: Buffer, failOn: FailOn): Promise<Oriented> {
   const jpeg = sniffJpeg(data);
   if (isPlainJpeg(jpeg)) return { width: jpeg.width, height: jpeg.height };
-  let meta: sharp.Metadata;
+  let meta: SharpModule.Metadata;
   try {
-    meta = await sharp(data, { failOn }).metadata();
+    meta = await loadSharp()(data, { failOn }).metadata();
   } catch (err) {
     throw new DecodeError(file, `not a readable image (${(err as Error).message})`);
   }
@@ -163,12 +161,12 @@ async function orientedSize(file: string, data: Buffer, failOn: FailOn): Promise
 }
 
 /** The common tail of every pipeline: 3-channel 8-bit sRGB raw bytes. */
-function toRgb(file: string, pipeline: sharp.Sharp, width: number, height: number): Promise<Buffer> {
+function toRgb(file: string, pipeline: SharpModule.Sharp, width: number, height: number): Promise<Buffer> {
   return rawRgb(file, pipeline.removeAlpha().toColourspace('srgb'), width, height);
 }
 
 /** Raw 8-bit output, checked to be width x height x 3. */
-async function rawRgb(file: string, pipeline: sharp.Sharp, width: number, height: number): Promise<Buffer> {
+async function rawRgb(file: string, pipeline: SharpModule.Sharp, width: number, height: number): Promise<Buffer> {
   try {
     const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || info.width !== width || info.height !== height) {
@@ -181,9 +179,9 @@ async function rawRgb(file: string, pipeline: sharp.Sharp, width: number, height
   }
 }
 
-function source(data: Buffer, failOn: FailOn): sharp.Sharp {
+function source(data: Buffer, failOn: FailOn): SharpModule.Sharp {
   // pages: 1 -> the first frame of an animated GIF/WebP only.
-  return sharp(data, { failOn, pages: 1 }).autoOrient();
+  return loadSharp()(data, { failOn, pages: 1 }).autoOrient();
 }
 
 /**
@@ -206,7 +204,7 @@ export async function decodePresized(file: string, presize: number, failOn: Fail
 async function presizedFromData(file: string, data: Buffer, presize: number, failOn: FailOn): Promise<DecodedImage> {
   const jpeg = sniffJpeg(data);
   if (isPlainJpeg(jpeg)) {
-    const pipeline = sharp(data, { failOn }).resize(presize, presize, { fit: 'fill', kernel: KERNEL });
+    const pipeline = loadSharp()(data, { failOn }).resize(presize, presize, { fit: 'fill', kernel: KERNEL });
     const pixels = await rawRgb(file, pipeline, presize, presize);
     return { pixels, width: presize, height: presize, aspect: jpeg.width / jpeg.height };
   }
@@ -425,7 +423,7 @@ export async function decodeTransformed(file: string, request: TransformRequest,
 }
 
 /** Fit inside size x size keeping the aspect, then pad the short axis. */
-function padded(pipeline: sharp.Sharp, w: number, h: number, size: number, mode: PadMode): sharp.Sharp {
+function padded(pipeline: SharpModule.Sharp, w: number, h: number, size: number, mode: PadMode): SharpModule.Sharp {
   const scale = size / Math.max(w, h);
   const fw = Math.max(1, Math.min(size, Math.round(w * scale)));
   const fh = Math.max(1, Math.min(size, Math.round(h * scale)));

@@ -1,10 +1,17 @@
 /**
- * The data pipeline's public API: image folders and the named fast.ai
- * datasets, seeded loaders, the augmentation sampler, normalisation stats and
- * the seeded random streams shared with training.
+ * The data pipeline's modules in one place, for torchts' own code and tests:
+ * image folders and the named fast.ai datasets, seeded loaders, the
+ * augmentation sampler, normalisation stats and the seeded random streams
+ * shared with training. What users get is chosen in lib/public/data.ts.
  */
-// First: sizes libuv's pool before sharp or fs start it.
-export { coreCount, threadPoolSize } from './threads';
+export {
+  configureProcess,
+  coreCount,
+  defaultPoolSize,
+  threadPoolSize,
+  type ProcessOptions,
+  type ProcessSettings,
+} from './threads';
 export type * from './types';
 export { Random, type StreamKey } from './random';
 export {

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import sharp from 'sharp';
+import { loadSharp } from '../data/sharp';
 
 /** One named line of (x, y) points. Non-finite y values leave a gap. */
 export interface LineSeries {
@@ -258,7 +258,7 @@ export function heatmap(options: HeatmapOptions): string {
 
 /** Renders an SVG string to PNG bytes with sharp. */
 export async function svgToPng(svg: string): Promise<Buffer> {
-  return sharp(Buffer.from(svg)).png().toBuffer();
+  return loadSharp()(Buffer.from(svg)).png().toBuffer();
 }
 
 /**

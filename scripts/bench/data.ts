@@ -18,14 +18,13 @@
  * sharp only. The 'sharp' path does the crop and flip on the CPU like
  * torchvision does.
  */
-import '../../lib/data/threads';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import sharp from 'sharp';
 import { imageFolder, type ImageFolderOptions } from '../../lib/data/loader';
-import { coreCount, threadPoolSize } from '../../lib/data/threads';
+import { loadSharp } from '../../lib/data/sharp';
+import { configureProcess, coreCount, threadPoolSize } from '../../lib/data/threads';
 import { Random } from '../../lib/data/random';
 import { nativeJpegDecoder } from '../../lib/data/decode';
 import { native } from '../../lib/native';
@@ -90,7 +89,7 @@ async function buildFolder(args: Args): Promise<string> {
   const rng = Random.stream(0, 'bench-photos');
   for (let i = 0; i < args.images; i++) {
     const src = photos[i % photos.length];
-    const meta = await sharp(src).metadata();
+    const meta = await loadSharp()(src).metadata();
     const W = meta.width!;
     const H = meta.height!;
     const aspect = Math.exp(rng.uniform(Math.log(3 / 4), Math.log(16 / 9)));
@@ -103,7 +102,7 @@ async function buildFolder(args: Args): Promise<string> {
     const [w, h] = cw >= ch ? [Math.round((short * cw) / ch), short] : [short, Math.round((short * ch) / cw)];
     const file = path.join(root, 'train', `c${i % args.classes}`, `img${i}.jpg`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    await sharp(src).extract({ left, top, width: cw, height: ch }).resize(w, h, { fit: 'fill' }).flop(rng.bernoulli(0.5)).removeAlpha().jpeg({ quality: 90 }).toFile(file);
+    await loadSharp()(src).extract({ left, top, width: cw, height: ch }).resize(w, h, { fit: 'fill' }).flop(rng.bernoulli(0.5)).removeAlpha().jpeg({ quality: 90 }).toFile(file);
   }
   fs.writeFileSync(done, '');
   return root;
@@ -135,7 +134,7 @@ async function decodeOnly(files: string[]): Promise<Rate> {
     const worker = async () => {
       while (next < files.length) {
         const f = files[next++];
-        await sharp(await fs.promises.readFile(f)).raw().toBuffer();
+        await loadSharp()(await fs.promises.readFile(f)).raw().toBuffer();
       }
     };
     await Promise.all(Array.from({ length: threadPoolSize() * 2 }, worker));
@@ -157,12 +156,14 @@ async function pass(root: string, options: ImageFolderOptions, args: Args, epoch
 }
 
 async function main(): Promise<void> {
+  // The decode settings the CLI uses, before anything starts libuv's pool (loading sharp does).
+  configureProcess();
   const args = parseArgs(process.argv.slice(2));
   const root = await buildFolder(args);
   const files = listFiles(path.join(root, 'train'));
   for (const f of files) fs.readFileSync(f); // warm the page cache for everyone
   const cores = coreCount();
-  console.log(`${files.length} JPEGs, size ${args.size}, bs ${args.bs}, ${cores} cores, UV_THREADPOOL_SIZE ${threadPoolSize()}, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})`);
+  console.log(`${files.length} JPEGs, size ${args.size}, bs ${args.bs}, ${cores} cores, UV_THREADPOOL_SIZE ${threadPoolSize()}, sharp ${loadSharp().versions.sharp} (libvips ${loadSharp().versions.vips})`);
 
   const jpeg = nativeJpegDecoder() ? (native().jpegVersion?.() ?? 'yes') : 'none (addon missing or built without libjpeg)';
   console.log(`native JPEG decoder: ${jpeg}`);

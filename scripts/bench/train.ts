@@ -83,7 +83,9 @@ function parseArgs(argv: string[]): BenchArgs {
 
 /** The torchts side, run in this process when started with --worker. */
 async function runTorchts(args: BenchArgs & { root: string }): Promise<SideResult> {
-  const { imageFolder } = await import('../../lib/data');
+  const { configureProcess, imageFolder } = await import('../../lib/data');
+  // The decode settings the CLI uses (the pool size comes from this process's environment).
+  configureProcess();
   const { native } = await import('../../lib/native');
   const { Learner } = await import('../../lib/learn');
   native().setThreads(args.threads);
