@@ -15,7 +15,6 @@
  *   crop/squish/pad or random-resized crop, flip), producing final-size bytes;
  *   the device then applies only the remaining random transforms.
  */
-import './threads';
 import * as path from 'path';
 import type { Batch, DataLoader, DataLoaders, Item, LoaderSettings, SkippedFile } from './types';
 import type { NativeAugment } from '../native';
@@ -117,6 +116,7 @@ export class ImageDataLoaders implements DataLoaders {
   private cacheKey: string | undefined;
   private statsValue: ChannelStats | null;
 
+  /** @internal Use `imageFolder(root, options)`. */
   constructor(
     listed: ListedFolder,
     readonly options: ImageFolderOptions = {},
@@ -145,7 +145,7 @@ export class ImageDataLoaders implements DataLoaders {
     return this.sharpTransform ? 'sharp' : 'presize';
   }
 
-  /** Side of the stored square for final size `size` (presize path). */
+  /** @internal Side of the stored square for final size `size` (presize path). */
   presizeFor(size: number): number {
     const p = this.options.presize;
     const value = typeof p === 'number' ? p : typeof p === 'function' ? p(size) : defaultPresize(size);
@@ -208,29 +208,34 @@ export class ImageDataLoaders implements DataLoaders {
 
   // -- used by ImageLoader -----------------------------------------------------
 
+  /** @internal */
   get failOn(): FailOn {
     return this.options.failOn ?? 'warning';
   }
 
+  /** @internal */
   item(index: number): Item {
     return this.items[index];
   }
 
+  /** @internal */
   badReason(index: number): string | undefined {
     return this.bad.get(index);
   }
 
-  /** Records a bad file; warns the first time it is seen. */
+  /** @internal Records a bad file; warns the first time it is seen. */
   noteBad(index: number, reason: string): void {
     if (this.bad.has(index)) return;
     this.bad.set(index, reason);
     this.log(`torchts: skipping ${this.items[index].file}: ${reason}`);
   }
 
+  /** @internal */
   log(line: string): void {
     (this.options.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
   }
 
+  /** @internal */
   get sharpItemTransform(): SharpItemTransform | null {
     return this.sharpTransform;
   }
@@ -240,7 +245,7 @@ export class ImageDataLoaders implements DataLoaders {
     return this.cacheKey;
   }
 
-  /** The decoded cache for `presize`, or null when caching is off. */
+  /** @internal The decoded cache for `presize`, or null when caching is off. */
   cacheFor(presize: number): Promise<PresizeCache> | null {
     const opt = this.options.cache;
     if (!opt) return null;

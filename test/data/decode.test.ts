@@ -86,7 +86,7 @@ describe('data/decode', () => {
     await sharp(plain).toColourspace('b-w').jpeg().toFile(gray);
     const progressive = path.join(dir, 'prog.jpg');
     await sharp(plain).jpeg({ progressive: true }).toFile(progressive);
-    for (const [file, orientation, components] of [[plain, 1, 3], [rotated, 8, 3], [gray, 1, 1], [progressive, 1, 3]] as const) {
+    for (const [file, , components] of [[plain, 1, 3], [rotated, 8, 3], [gray, 1, 1], [progressive, 1, 3]] as const) {
       const h = sniffJpeg(fs.readFileSync(file));
       const m = await sharp(file).metadata();
       assert.ok(h, file);

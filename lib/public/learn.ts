@@ -1,0 +1,49 @@
+/**
+ * `torchts/learn`: the training layer as users see it. The Learner and the
+ * Predictor, their options and results, the callbacks users add or write,
+ * metrics, and the schedule, mixup and TTA options they pass. Everything else
+ * in lib/learn is internal.
+ */
+export {
+  Learner,
+  Predictor,
+  type LearnerOptions,
+  type LearnerNormalize,
+  type LossOption,
+  type OptimizerOptions,
+  type SettingsOptions,
+  type Phase,
+  type FineTuneOptions,
+  type FitPhasesOptions,
+  type FitResult,
+  type ValidationResult,
+  type TtaResult,
+  type PredictResult,
+  type PredictInput,
+  type History,
+} from '../learn';
+export {
+  EarlyStopping,
+  SaveBestModel,
+  CsvLogger,
+  type Callback,
+  type FitControl,
+  type FitState,
+  type EpochRecord,
+  type Comparison,
+  type MonitorOptions,
+} from '../learn';
+export { accuracy, errorRate, topK, type Metric, type EvalBatch } from '../learn';
+export {
+  OneCycleSchedule,
+  ConstantSchedule,
+  ExponentialSchedule,
+  type OneCycleOptions,
+  type StepHyper,
+  type LrSpec,
+  type Schedule,
+  type ScheduleJSON,
+} from '../learn';
+export type { MixOptions } from '../learn';
+export type { TtaOptions } from '../learn';
+export type { LrFindOptions, LrFindResult } from '../learn';
