@@ -86,7 +86,6 @@ function sourceRecord(lib) {
 /** Loads the addon a record names, in this process (preloading libtorch for a prebuilt one). */
 function loadRecord(root, record) {
   if (record.kind === 'prebuilt') {
-    // eslint-disable-next-line import/no-dynamic-require
     const preloader = require(path.resolve(root, record.preloader));
     const error = preloader.preload(record.preload);
     if (error) throw new Error(`could not load libtorch ${record.libtorch.version} for the prebuilt binary: ${error}`);

@@ -8,6 +8,7 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { LABEL_SMOOTHING_EPS, LR_FIND_DEFAULTS, MIX_ALPHA } from '../defaults';
+import { configureProcess } from '../data/threads';
 import { UsageError, integerIn } from './args';
 import { trainConfigFrom, resumeConfigFrom, runTraining, TRAIN_DEFAULTS, type TrainFlags } from './train';
 import { predictConfigFrom, runPredict, predictionTable } from './predict';
@@ -61,9 +62,12 @@ function pick<T>(argv: Record<string, unknown>, names: readonly string[]): T {
 
 const TRAIN_FLAGS = ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'normalize', 'augment', 'cache', 'mixup', 'cutmix', 'label-smoothing', 'tta', 'pretrained', 'device', 'amp', 'seed', 'workers', 'out', 'resume'];
 
-/** Sizes libuv's pool (sharp's decode threads) before anything starts it (a download would). */
+/**
+ * The CLI opts in to torchts' decode settings (libuv's pool size, sharp's concurrency and cache)
+ * before anything starts the pool (a download or the first decode would); the library alone changes none.
+ */
 function applyWorkers(workers: unknown): void {
-  if (workers !== undefined) process.env.UV_THREADPOOL_SIZE = String(integerIn('workers', workers, 1, 1024));
+  configureProcess(workers === undefined ? {} : { threadPoolSize: integerIn('workers', workers, 1, 1024) });
 }
 
 const say = (line = '') => process.stdout.write(line + '\n');
@@ -84,6 +88,7 @@ async function trainCommand(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function predictCommand(argv: Record<string, unknown>): Promise<number> {
+  applyWorkers(undefined);
   const config = predictConfigFrom(pick(argv, ['images', 'model', 'tta', 'top', 'json', 'device', 'seed']));
   const predictions = await runPredict(config);
   say(config.json ? JSON.stringify(predictions, null, 2) : predictionTable(predictions));
@@ -91,6 +96,7 @@ async function predictCommand(argv: Record<string, unknown>): Promise<number> {
 }
 
 async function evaluateCommand(argv: Record<string, unknown>): Promise<number> {
+  applyWorkers(undefined);
   const config = await evaluateConfigFrom(pick(argv, ['model', 'data', 'tta', 'bs', 'device', 'out', 'json']));
   const result = await runEvaluate(config);
   say(config.json ? JSON.stringify(result, null, 2) : evaluationText(result));
