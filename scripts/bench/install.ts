@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { newProject, packWithPrebuilds, ROOT, run, userEnv } from '../../test/helpers/torch-installs';
+import { approveInstallScript, newProject, packWithPrebuilds, ROOT, run, userEnv } from '../../test/helpers/torch-installs';
 
 function seconds(started: number): string {
   return ((Date.now() - started) / 1000).toFixed(1);
@@ -35,8 +35,9 @@ function main(): void {
       ['source build (--build-from-source)', ['--build-from-source']],
     ] as Array<[string, string[]]>) {
       const project = newProject(tmp, name.replace(/\W+/g, '-'));
+      approveInstallScript(project, tarball);
       const started = Date.now();
-      const output = run('npm', ['install', tarball, '--no-audit', '--no-fund', ...extra], { cwd: project, env });
+      const output = run('npm', ['install', tarball, '--no-audit', '--no-fund', '--foreground-scripts', ...extra], { cwd: project, env });
       const line = output.split('\n').find((l) => /torchts: (using|building)/.test(l)) ?? '';
       timings.push([name, seconds(started), line.trim()]);
     }

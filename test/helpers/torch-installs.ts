@@ -80,6 +80,17 @@ export function packWithPrebuilds(prebuilds: string, outDir: string): string {
   return path.join(outDir, packed.filename as string);
 }
 
+/**
+ * Approves torchts's install script in `project` the way `npm install-scripts approve torchts` does
+ * for a tarball (its file: spec): npm 11 runs a dependency's install script only when approved.
+ */
+export function approveInstallScript(project: string, tarball: string): void {
+  const file = path.join(project, 'package.json');
+  const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
+  manifest.allowScripts = { [`file:${tarball}`]: true };
+  fs.writeFileSync(file, JSON.stringify(manifest));
+}
+
 /** A new npm project folder with nothing installed. */
 export function newProject(parent: string, name: string): string {
   const dir = path.join(parent, name);

@@ -8,7 +8,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { newProject, noCompilerBin, packWithPrebuilds, ROOT, run, userEnv, venvBin } from '../helpers/torch-installs';
+import { approveInstallScript, newProject, noCompilerBin, packWithPrebuilds, ROOT, run, userEnv, venvBin } from '../helpers/torch-installs';
 
 const HOME = process.env.TORCHTS_HOME ?? path.join(os.homedir(), '.cache', 'torchts');
 
@@ -58,10 +58,7 @@ interface Installed {
  * `extra` skips it on any npm.
  */
 function install(tarball: string, project: string, env: NodeJS.ProcessEnv, extra: string[] = []): Installed {
-  const manifestFile = path.join(project, 'package.json');
-  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
-  if (!extra.includes('--ignore-scripts')) manifest.allowScripts = { [`file:${tarball}`]: true };
-  fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+  if (!extra.includes('--ignore-scripts')) approveInstallScript(project, tarball);
   const started = Date.now();
   const output = run('npm', ['install', tarball, '--no-audit', '--no-fund', '--foreground-scripts', ...extra], { cwd: project, env });
   return { project, seconds: (Date.now() - started) / 1000, output };
