@@ -11,16 +11,10 @@ import { checkDataset, pixelOptions, type TrainConfig } from './train';
 import { textTable, writeChart, writeJson, confusionChart } from '../report';
 import { imageFolder } from '../data';
 import { Learner, confusionMatrix } from '../learn';
+import type { FlagsOf } from './flags';
 
-export interface EvaluateFlags {
-  model?: unknown;
-  data?: unknown;
-  tta?: unknown;
-  bs?: unknown;
-  device?: unknown;
-  out?: unknown;
-  json?: unknown;
-}
+/** The raw flags of `evaluate` (declared in flags.ts). */
+export type EvaluateFlags = FlagsOf<'evaluate'>;
 
 /** Checks the flags; nothing is created. `--data` defaults to the data the model was trained on. */
 export async function evaluateConfigFrom(flags: EvaluateFlags) {

@@ -10,18 +10,10 @@ import { NORMALIZE_CHOICES, TRAIN_DEFAULTS, checkArch, checkDataset, type Normal
 import { lrFindChart, toCsv, writeChart, writeFileAtomic } from '../report';
 import { imageFolder } from '../data';
 import { Learner } from '../learn';
+import type { FlagsOf } from './flags';
 
-export interface LrFindFlags {
-  data?: unknown;
-  arch?: unknown;
-  bs?: unknown;
-  size?: unknown;
-  normalize?: unknown;
-  numIt?: unknown;
-  seed?: unknown;
-  device?: unknown;
-  out?: unknown;
-}
+/** The raw flags of `lr-find` (declared in flags.ts). */
+export type LrFindFlags = FlagsOf<'lrFind'>;
 
 export async function lrFindConfigFrom(flags: LrFindFlags) {
   const arch = flags.arch === undefined ? TRAIN_DEFAULTS.arch : String(flags.arch);

@@ -7,10 +7,10 @@
  * checkpoint to resume from was written).
  */
 import yargs, { type Argv } from 'yargs';
-import { LABEL_SMOOTHING_EPS, LR_FIND_DEFAULTS, MIX_ALPHA } from '../defaults';
 import { configureProcess } from '../data/threads';
 import { UsageError, integerIn } from './args';
-import { trainConfigFrom, resumeConfigFrom, runTraining, TRAIN_DEFAULTS, type TrainFlags } from './train';
+import { trainConfigFrom, resumeConfigFrom, runTraining } from './train';
+import { declareFlags, pickFlags } from './flags';
 import { predictConfigFrom, runPredict, predictionTable } from './predict';
 import { evaluateConfigFrom, runEvaluate, evaluationText } from './evaluate';
 import { lrFindConfigFrom, runLrFind } from './lr-find';
@@ -19,48 +19,6 @@ import { runExperiments, progressivePhases } from './experiments';
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 const PROG = 'torchts-train';
-
-/** Options shared by train, lr-find and experiments. */
-function dataOptions<T>(y: Argv<T>) {
-  return y
-    .option('data', { type: 'string', describe: 'image folder (CLASS/IMAGE, or train/ + val/), or a dataset name such as imagenette2-160', defaultDescription: 'bundled Fashion-MNIST subset' })
-    .option('arch', { type: 'string', describe: 'model: xresnet18/34/50, resnet18/34/50', defaultDescription: 'xresnet18 (resnet34 with --pretrained)' })
-    .option('bs', { type: 'string', describe: 'batch size', defaultDescription: String(TRAIN_DEFAULTS.bs) })
-    .option('size', { type: 'string', describe: 'image size in pixels (square)', defaultDescription: '28 for the bundled data, else 128' })
-    .option('normalize', { type: 'string', describe: 'input normalisation: imagenet | dataset | none', defaultDescription: 'dataset (imagenet with --pretrained)' })
-    .option('seed', { type: 'string', describe: 'random seed (split, shuffles, augmentation, weights)', defaultDescription: String(TRAIN_DEFAULTS.seed) })
-    .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: TRAIN_DEFAULTS.device })
-    .option('workers', { type: 'string', describe: 'image decoding threads', defaultDescription: 'one per core (at least 4)' })
-    .option('out', { type: 'string', describe: 'run folder (new or empty)', defaultDescription: 'runs/<timestamp>' });
-}
-
-function trainOptions<T>(y: Argv<T>) {
-  return dataOptions(y)
-    .option('epochs', { type: 'string', describe: 'epochs', defaultDescription: String(TRAIN_DEFAULTS.epochs) })
-    .option('lr', { type: 'string', describe: 'peak learning rate of the one-cycle schedule', defaultDescription: TRAIN_DEFAULTS.lr.toExponential() })
-    .option('phases', { type: 'string', describe: 'progressive resizing SIZE:EPOCHS[@BS],... e.g. 64:2,128:3@32 (one cycle spans all phases)' })
-    .option('mixup', { type: 'string', describe: 'mixup, optional alpha', defaultDescription: `off; bare flag: ${MIX_ALPHA.mixup}` })
-    .option('cutmix', { type: 'string', describe: 'CutMix, optional alpha', defaultDescription: `off; bare flag: ${MIX_ALPHA.cutmix.toFixed(1)}` })
-    .option('label-smoothing', { type: 'string', describe: 'label-smoothing cross entropy, optional eps', defaultDescription: `off; bare flag: ${LABEL_SMOOTHING_EPS}` })
-    .option('augment', { type: 'string', describe: 'training augmentation: full (the article\'s aug_transforms) | light (flip, zoom) | none', defaultDescription: 'light for the bundled data, else full' })
-    .option('cache', { type: 'boolean', describe: 'keep decoded images on disk (TORCHTS_HOME/presized) for later epochs and runs; --no-cache to turn off', defaultDescription: 'on for the bundled data, else off' })
-    .option('tta', { type: 'boolean', describe: 'also report accuracy with test-time augmentation' })
-    .option('pretrained', { type: 'string', describe: 'torchvision weights (.pth state_dict) to fine-tune' })
-    .option('amp', { type: 'string', describe: 'mixed precision on CUDA: none | bf16 | fp16', defaultDescription: 'none; bare flag: fp16' })
-    .option('resume', { type: 'string', describe: 'continue an interrupted run from its checkpoint' });
-}
-
-/** Pulls the flags we declared out of yargs' argv (dropping its aliases and positionals). */
-function pick<T>(argv: Record<string, unknown>, names: readonly string[]): T {
-  const out: Record<string, unknown> = {};
-  for (const name of names) {
-    const camel = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (argv[name] !== undefined) out[camel] = argv[name];
-  }
-  return out as T;
-}
-
-const TRAIN_FLAGS = ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'normalize', 'augment', 'cache', 'mixup', 'cutmix', 'label-smoothing', 'tta', 'pretrained', 'device', 'amp', 'seed', 'workers', 'out', 'resume'];
 
 /**
  * The CLI opts in to torchts' decode settings (libuv's pool size, sharp's concurrency and cache)
@@ -73,7 +31,7 @@ function applyWorkers(workers: unknown): void {
 const say = (line = '') => process.stdout.write(line + '\n');
 
 async function trainCommand(argv: Record<string, unknown>): Promise<number> {
-  const flags = pick<TrainFlags>(argv, TRAIN_FLAGS);
+  const flags = pickFlags(argv, 'train');
   if (flags.resume !== undefined) {
     const { config, checkpoint } = resumeConfigFrom(flags);
     applyWorkers(config.workers ?? undefined);
@@ -89,7 +47,7 @@ async function trainCommand(argv: Record<string, unknown>): Promise<number> {
 
 async function predictCommand(argv: Record<string, unknown>): Promise<number> {
   applyWorkers(undefined);
-  const config = predictConfigFrom(pick(argv, ['images', 'model', 'tta', 'top', 'json', 'device', 'seed']));
+  const config = predictConfigFrom({ ...pickFlags(argv, 'predict'), images: argv.images });
   const predictions = await runPredict(config);
   say(config.json ? JSON.stringify(predictions, null, 2) : predictionTable(predictions));
   return EXIT.ok;
@@ -97,7 +55,7 @@ async function predictCommand(argv: Record<string, unknown>): Promise<number> {
 
 async function evaluateCommand(argv: Record<string, unknown>): Promise<number> {
   applyWorkers(undefined);
-  const config = await evaluateConfigFrom(pick(argv, ['model', 'data', 'tta', 'bs', 'device', 'out', 'json']));
+  const config = await evaluateConfigFrom(pickFlags(argv, 'evaluate'));
   const result = await runEvaluate(config);
   say(config.json ? JSON.stringify(result, null, 2) : evaluationText(result));
   return EXIT.ok;
@@ -105,14 +63,14 @@ async function evaluateCommand(argv: Record<string, unknown>): Promise<number> {
 
 async function lrFindCommand(argv: Record<string, unknown>): Promise<number> {
   applyWorkers(argv.workers);
-  const config = await lrFindConfigFrom(pick(argv, ['data', 'arch', 'bs', 'size', 'normalize', 'num-it', 'seed', 'device', 'out']));
+  const config = await lrFindConfigFrom(pickFlags(argv, 'lrFind'));
   await runLrFind(config, say);
   return EXIT.ok;
 }
 
 async function experimentsCommand(argv: Record<string, unknown>): Promise<number> {
   applyWorkers(argv.workers);
-  const base = await trainConfigFrom(pick(argv, ['data', 'arch', 'epochs', 'lr', 'bs', 'size', 'phases', 'augment', 'cache', 'seed', 'device', 'workers', 'out']));
+  const base = await trainConfigFrom(pickFlags(argv, 'experiments'));
   progressivePhases(base);
   const { interrupted } = await runExperiments(base, say);
   return interrupted ? EXIT.interrupted : EXIT.ok;
@@ -124,7 +82,7 @@ export function parser(args: readonly string[], run: (handler: (argv: Record<str
     .scriptName(PROG)
     .usage(`${PROG} [command] [options]\n\nTrain image classifiers on libtorch from Node.js.`)
     .command(['train', '$0'], 'train a classifier (the default command)', (y) =>
-      trainOptions(y)
+      declareFlags(y, 'train')
         .example(`${PROG}`, 'train on the bundled Fashion-MNIST subset (about a minute on 2 cores)')
         .example(`${PROG} --data ~/imagenette2-160 --arch xresnet50 --epochs 5 --size 128`, 'the article baseline on Imagenette')
         .example(`${PROG} --data imagenette2-160 --phases 64:2,128:3@64 --mixup --label-smoothing --tta`, 'progressive resizing, mixup, label smoothing, TTA')
@@ -133,44 +91,25 @@ export function parser(args: readonly string[], run: (handler: (argv: Record<str
       (argv) => run(trainCommand, argv as Record<string, unknown>),
     )
     .command('predict <images..>', 'classify image files with a trained model', (y) =>
-      y
-        .positional('images', { type: 'string', describe: 'image files' })
-        .option('model', { type: 'string', describe: 'a run folder or its last.tsl / best.tsl', demandOption: 'give --model RUN_FOLDER or MODEL.tsl' })
-        .option('tta', { type: 'boolean', describe: 'average 4 augmented views with the plain one' })
-        .option('top', { type: 'string', describe: 'show the K most probable classes', defaultDescription: '1' })
-        .option('json', { type: 'boolean', describe: 'print JSON instead of a table' })
-        .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: TRAIN_DEFAULTS.device })
-        .option('seed', { type: 'string', describe: 'seed of the TTA views', defaultDescription: '0' })
+      declareFlags(y.positional('images', { type: 'string', describe: 'image files' }), 'predict')
         .example(`${PROG} predict --model runs/latest shoe.png bag.png`, 'one label per image')
         .example(`${PROG} predict --model runs/latest/best.tsl --top 3 --tta --json *.png`, 'top 3 with TTA, as JSON'),
       (argv) => run(predictCommand, argv as Record<string, unknown>),
     )
     .command('evaluate', "accuracy, per-class accuracy and confusion matrix on a dataset's validation split", (y) =>
-      y
-        .option('model', { type: 'string', describe: 'a run folder or its last.tsl / best.tsl', demandOption: 'give --model RUN_FOLDER or MODEL.tsl' })
-        .option('data', { type: 'string', describe: 'image folder or dataset name', defaultDescription: 'the data the model was trained on' })
-        .option('tta', { type: 'boolean', describe: 'also evaluate with test-time augmentation' })
-        .option('bs', { type: 'string', describe: 'batch size', defaultDescription: String(TRAIN_DEFAULTS.bs) })
-        .option('device', { type: 'string', describe: 'auto | cpu | cuda | cuda:N', defaultDescription: TRAIN_DEFAULTS.device })
-        .option('out', { type: 'string', describe: 'write evaluation.json and confusion.svg/png here' })
-        .option('json', { type: 'boolean', describe: 'print JSON instead of tables' })
+      declareFlags(y, 'evaluate')
         .example(`${PROG} evaluate --model runs/latest --tta`, 'with and without TTA')
         .example(`${PROG} evaluate --model runs/latest/best.tsl --data ~/my-test-set --out eval`, 'another dataset, with charts'),
       (argv) => run(evaluateCommand, argv as Record<string, unknown>),
     )
     .command('lr-find', 'the learning-rate finder: prints a suggestion and writes the plot', (y) =>
-      dataOptions(y)
-        .option('num-it', { type: 'string', describe: `steps of the sweep (lr from ${LR_FIND_DEFAULTS.startLr.toExponential()} to ${LR_FIND_DEFAULTS.endLr})`, defaultDescription: String(LR_FIND_DEFAULTS.numIt) })
+      declareFlags(y, 'lrFind')
         .example(`${PROG} lr-find`, 'on the bundled data')
         .example(`${PROG} lr-find --data imagenette2-160 --arch xresnet50 --size 128 --out lr`, 'writes lr/lr-find.svg, .png, .csv'),
       (argv) => run(lrFindCommand, argv as Record<string, unknown>),
     )
     .command('experiments', "the article's ablation: baseline, +normalisation, +progressive resizing, +TTA, +mixup, +label smoothing", (y) =>
-      dataOptions(y)
-        .option('epochs', { type: 'string', describe: 'epochs of every run', defaultDescription: String(TRAIN_DEFAULTS.epochs) })
-        .option('lr', { type: 'string', describe: 'peak learning rate', defaultDescription: TRAIN_DEFAULTS.lr.toExponential() })
-        .option('phases', { type: 'string', describe: 'progressive resizing of the progressive runs', defaultDescription: 'half the epochs at half the size' })
-        .option('augment', { type: 'string', describe: 'training augmentation: full | light | none', defaultDescription: 'light for the bundled data, else full' })
+      declareFlags(y, 'experiments')
         .example(`${PROG} experiments`, 'on the bundled data, 4 epochs per run')
         .example(`${PROG} experiments --data imagenette2-160 --arch xresnet50 --epochs 5 --size 128`, "the article's setting"),
       (argv) => run(experimentsCommand, argv as Record<string, unknown>),

@@ -8,16 +8,10 @@ import { resolveModel, shortPath } from './common';
 import { textTable } from '../report';
 import { decodeTransformed, Random } from '../data';
 import { Predictor, combineTta, TTA_DEFAULTS } from '../learn';
+import type { FlagsOf } from './flags';
 
-export interface PredictFlags {
-  images?: unknown;
-  model?: unknown;
-  tta?: unknown;
-  top?: unknown;
-  json?: unknown;
-  device?: unknown;
-  seed?: unknown;
-}
+/** The raw flags of `predict` (declared in flags.ts) and its image files. */
+export type PredictFlags = FlagsOf<'predict'> & { images?: unknown };
 
 /** One image's answer. */
 export interface Prediction {

@@ -5,7 +5,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { imageFolder } from '../data';
-import { DATA_SEED, LABEL_SMOOTHING_EPS, LEARNER_DEFAULTS, MIX_ALPHA } from '../defaults';
 import type { AugmentOptions } from '../data/augment';
 import { listImageFolder } from '../data/folder';
 import { DEFAULT_AUGMENT } from '../data/loader';
@@ -31,11 +30,12 @@ import {
   type PhaseSpec,
 } from './args';
 import { deviceLine, readRunConfig, resolveData, shortPath } from './common';
+import { kebab } from './flags';
 import { ReportCallback } from './report-callback';
+import type { FlagsOf } from './flags';
+import { AMP_CHOICES, AUGMENT_CHOICES, NORMALIZE_CHOICES, TRAIN_DEFAULTS, type AugmentFlag, type NormalizeFlag } from './train-defaults';
 
-export type NormalizeFlag = 'imagenet' | 'dataset' | 'none';
-export type AugmentFlag = 'full' | 'light' | 'none';
-export const AUGMENT_CHOICES: readonly AugmentFlag[] = ['full', 'light', 'none'];
+export { AMP_CHOICES, AUGMENT_CHOICES, NORMALIZE_CHOICES, TRAIN_DEFAULTS, type AugmentFlag, type NormalizeFlag };
 
 /**
  * Training augmentation on the device. full: the article's aug_transforms
@@ -47,32 +47,6 @@ export function augmentOptions(flag: AugmentFlag): AugmentOptions | false {
   if (flag === 'light') return { maxRotate: 0, maxWarp: 0, maxLighting: 0, minZoom: 1, maxZoom: 1.1 };
   return { ...DEFAULT_AUGMENT };
 }
-export const NORMALIZE_CHOICES: readonly NormalizeFlag[] = ['imagenet', 'dataset', 'none'];
-export const AMP_CHOICES = ['none', 'bf16', 'fp16'] as const;
-
-/**
- * Defaults of `train`. They are chosen for the bundled Fashion-MNIST subset
- * (28 px greyscale): `npx torchts-train` with no flags trains to >= 80 %
- * validation accuracy in under two minutes on two CPU cores.
- */
-export const TRAIN_DEFAULTS = {
-  arch: 'xresnet18',
-  epochs: 4,
-  lr: 3e-3,
-  bs: 32,
-  /** 28 for the bundled data (its native size); 128 for any other dataset. */
-  size: 28,
-  otherSize: 128,
-  normalize: 'dataset' as NormalizeFlag,
-  /** light for the bundled data, full (the article's) for any other. */
-  augment: 'light' as AugmentFlag,
-  otherAugment: 'full' as AugmentFlag,
-  seed: DATA_SEED,
-  device: LEARNER_DEFAULTS.device,
-  mixupAlpha: MIX_ALPHA.mixup,
-  cutmixAlpha: MIX_ALPHA.cutmix,
-  labelSmoothing: LABEL_SMOOTHING_EPS,
-} as const;
 
 /** Everything a run needs, as written to config.json (and read back by --resume). */
 export interface TrainConfig {
@@ -102,30 +76,13 @@ export interface TrainConfig {
   out: string;
 }
 
-/** The raw flags of `train` as yargs hands them over. */
-export interface TrainFlags {
-  data?: unknown;
-  arch?: unknown;
-  epochs?: unknown;
-  lr?: unknown;
-  bs?: unknown;
-  size?: unknown;
-  phases?: unknown;
-  normalize?: unknown;
-  augment?: unknown;
-  cache?: unknown;
-  mixup?: unknown;
-  cutmix?: unknown;
-  labelSmoothing?: unknown;
-  tta?: unknown;
-  pretrained?: unknown;
-  device?: unknown;
-  amp?: unknown;
-  seed?: unknown;
-  workers?: unknown;
-  out?: unknown;
-  resume?: unknown;
-}
+/** The raw flags of `train` as yargs hands them over (declared in flags.ts). */
+export type TrainFlags = FlagsOf<'train'>;
+
+/** config.json keeps one field per train flag (but --resume): a flag added to the table must be saved. */
+type UnsavedTrainFlags = Exclude<keyof TrainFlags, keyof TrainConfig | 'resume'>;
+const everyTrainFlagSaved: UnsavedTrainFlags extends never ? true : UnsavedTrainFlags = true;
+void everyTrainFlagSaved;
 
 /** Checks every flag (nothing is created) and resolves the defaults. */
 export async function trainConfigFrom(flags: TrainFlags): Promise<TrainConfig> {
@@ -139,7 +96,7 @@ export async function trainConfigFrom(flags: TrainFlags): Promise<TrainConfig> {
   const pretrained = flags.pretrained === undefined ? null : existingFile('pretrained', flags.pretrained);
   const normalize = flags.normalize === undefined ? (pretrained ? 'imagenet' : TRAIN_DEFAULTS.normalize) : oneOf('normalize', flags.normalize, NORMALIZE_CHOICES);
   const amp = flags.amp === undefined ? 'none' : flags.amp === '' || flags.amp === true ? 'fp16' : oneOf('amp', flags.amp, AMP_CHOICES);
-  const arch = flags.arch === undefined ? (pretrained ? 'resnet34' : TRAIN_DEFAULTS.arch) : String(flags.arch);
+  const arch = flags.arch === undefined ? (pretrained ? TRAIN_DEFAULTS.pretrainedArch : TRAIN_DEFAULTS.arch) : String(flags.arch);
   if (!/^[a-z0-9_]+$/i.test(arch)) throw new UsageError(`--arch: expected a model name such as xresnet18 or resnet34, got ${JSON.stringify(arch)}`);
   const bs = flags.bs === undefined ? TRAIN_DEFAULTS.bs : integerIn('bs', flags.bs, 1);
   const epochs = phases ? phases.reduce((s, p) => s + p.epochs, 0) : flags.epochs === undefined ? TRAIN_DEFAULTS.epochs : integerIn('epochs', flags.epochs, 1);
@@ -215,10 +172,6 @@ export function resumeConfigFrom(flags: TrainFlags): { config: TrainConfig; chec
   if (flags.device !== undefined) config.device = deviceName(flags.device);
   if (flags.workers !== undefined) config.workers = integerIn('workers', flags.workers, 1, 1024);
   return { config, checkpoint };
-}
-
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 /** How a training run ended. */
