@@ -2,12 +2,16 @@
  * Finds and loads the native addon, and types its raw surface.
  *
  * The binding is deliberately small: a Learner that owns a model, its optimizer
- * and its loss on one native thread, plus a few process-wide functions. Every
- * tensor lives on the native side; TypeScript hands it uint8 batches and the
- * decisions (learning rates, augmentation matrices, mix partners).
+ * and its loss on one native thread, a Model for inference alone, plus a few
+ * process-wide functions. Every tensor lives on the native side; TypeScript hands
+ * it uint8 batches and the decisions (learning rates, augmentation matrices, mix
+ * partners). The addon requires every option; `native()` fills the ones a caller
+ * leaves out from lib/defaults.ts. Test helpers are not part of this binding
+ * (lib/native-internal.ts).
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { LEARNER_DEFAULTS, OPTIMIZER_DEFAULTS } from './defaults';
 
 /** What the loaded libtorch build can do. */
 export interface NativeInfo {
@@ -103,31 +107,39 @@ export interface NativeHyper {
 }
 
 /**
- * Options of a native Learner. Every field but `arch` and `numClasses` may be left out; the
- * defaults are fastai's (AdamW, weight decay 0.01, beta2 0.99, eps 1e-5).
+ * Options of a native Model. Every field but `arch` and `numClasses` may be left out: `native()`
+ * fills it in (device and amp from `LEARNER_DEFAULTS`, no normalisation).
  */
-export interface NativeLearnerOptions {
+export interface NativeModelOptions {
   /** A name from `modelNames()`. */
   arch: string;
   numClasses: number;
-  /** 'auto' | 'cpu' | 'cuda' | 'cuda:N'. Default 'auto' (the first CUDA device, else the CPU). */
+  /** 'auto' | 'cpu' | 'cuda' | 'cuda:N'; 'auto' is the first CUDA device, else the CPU. */
   device?: string;
-  /** Default 'adamw'. */
-  optimizer?: 'adamw' | 'sgd';
-  /** Decoupled weight decay (AdamW) or L2 (SGD). Not applied to 1-D parameters (biases, norm weights). Default 0.01. */
-  weightDecay?: number;
-  /** Adam beta2 ("sqr_mom"). Default 0.99. */
-  beta2?: number;
-  /** Adam epsilon. Default 1e-5. */
-  eps?: number;
-  /** Label-smoothing epsilon for the cross entropy (training and evaluation); 0 = plain cross entropy. Default 0. */
-  labelSmoothing?: number;
-  /** Per-channel mean and std applied as (x/255 - mean)/std on the device; null = x/255 only. Default null. */
+  /** Per-channel mean and std applied as (x/255 - mean)/std on the device; null = x/255 only. */
   mean?: number[] | null;
   std?: number[] | null;
-  /** 'none' | 'bf16' | 'fp16' (fp16 uses dynamic loss scaling). Ignored on CPU. Default 'none'. */
+  /** 'none' | 'bf16' | 'fp16' (fp16 uses dynamic loss scaling in training). Ignored on CPU. */
   amp?: 'none' | 'bf16' | 'fp16';
-  /** Seeds weight initialisation (the same seed gives the same weights). Default 0. */
+}
+
+/**
+ * Options of a native Learner: the model's and the optimizer's. Every field but `arch` and
+ * `numClasses` may be left out: `native()` fills it in from lib/defaults.ts (`OPTIMIZER_DEFAULTS`,
+ * `LEARNER_DEFAULTS`: fastai's AdamW settings, seed 0) with no label smoothing and no
+ * normalisation.
+ */
+export interface NativeLearnerOptions extends NativeModelOptions {
+  optimizer?: 'adamw' | 'sgd';
+  /** Decoupled weight decay (AdamW) or L2 (SGD). Not applied to 1-D parameters (biases, norm weights). */
+  weightDecay?: number;
+  /** Adam beta2 ("sqr_mom"). */
+  beta2?: number;
+  /** Adam epsilon. */
+  eps?: number;
+  /** Label-smoothing epsilon for the cross entropy (training and evaluation); 0 = plain cross entropy. */
+  labelSmoothing?: number;
+  /** Seeds weight initialisation (the same seed gives the same weights). */
   seed?: number;
 }
 
@@ -198,7 +210,10 @@ export interface NativeLearner {
   dispose(): void;
 }
 
-/** Arguments of `lossCheck`: logits and labels (or targets) as the Learner's loss sees them. */
+/**
+ * Arguments of the test helper `nativeInternals().lossCheck` (lib/native-internal.ts): logits and
+ * labels (or targets) as the Learner's loss sees them.
+ */
 export interface NativeLossCheck {
   /** n*classes logits, row-major. */
   logits: Float32Array;
@@ -212,19 +227,29 @@ export interface NativeLossCheck {
   mix?: NativeMix;
 }
 
+/**
+ * A model for inference: no optimizer, no loss, no training state. It loads the weights of a
+ * Learner's checkpoint (the optimizer state in the file is read and dropped) and predicts on its
+ * own native thread, in call order, as a Learner does.
+ */
+export interface NativeModel {
+  /** The device in use: 'cpu' or 'cuda:N'. */
+  readonly device: string;
+  readonly numClasses: number;
+  /** Softmax probabilities, n*numClasses, eval mode. */
+  predict(batch: NativeBatch): Promise<Float32Array>;
+  /** Loads the weights a Learner's `save` wrote (same arch and class count); resolves with its meta. */
+  load(file: string): Promise<string>;
+  /** Frees native memory now (see NativeLearner.dispose); the model is unusable afterwards. */
+  dispose(): void;
+}
+
 export interface NativeBinding {
   info(): NativeInfo;
   /** Intra-op threads for every learner (applied before each step). */
   setThreads(n: number): void;
   manualSeed(seed: number): void;
   modelNames(): string[];
-  /** The Learner's loss on given logits, per sample and its mean: lets tests compare with PyTorch. */
-  lossCheck(args: NativeLossCheck): { loss: number; perSample: Float32Array };
-  /**
-   * The float NCHW images (n*3*size*size, contiguous) the model would see for `batch`: uint8 ->
-   * [0, 1], augment, lighting, (x - mean)/std, mix. Runs synchronously on the CPU; for tests and inspection.
-   */
-  prepareBatch(batch: NativeBatch, stats?: { mean: number[]; std: number[] }): Float32Array;
   /**
    * Builds the model and its optimizer synchronously (seeded initialisation: tens to a few
    * hundred ms for the larger models); throws an Error naming a bad option. Each learner owns
@@ -232,6 +257,11 @@ export interface NativeBinding {
    * the running step finishes).
    */
   Learner: new (options: NativeLearnerOptions) => NativeLearner;
+  /**
+   * Builds a model for inference, without an optimizer; its initial weights are random until
+   * `load`. Throws an Error naming a bad option; owns one native thread like a Learner.
+   */
+  Model: new (options: NativeModelOptions) => NativeModel;
   /**
    * Present only when the addon was built with libjpeg(-turbo) (CMake's find_package(JPEG)).
    * Decodes each JPEG in `inputs` (file bytes) with DCT scaling by 1/2, 1/4 or 1/8 where sharp's
@@ -242,7 +272,8 @@ export interface NativeBinding {
    * threads (default 1) pulling images from the batch; the buffers are kept alive until it
    * settles. Resolves with one entry per input: null when decoded, otherwise why not (corrupt
    * or truncated data, as libjpeg warnings count as errors; CMYK/YCCK; too large), leaving
-   * that slot of `out` unspecified. Rejects only for bad arguments.
+   * that slot of `out` unspecified. Throws an Error naming a bad argument; rejects only when
+   * `out` is detached or resized before the decode finishes.
    */
   decodeJpegInto?(inputs: Uint8Array[], presize: number, out: Uint8Array, offsets: number[], workers?: number): Promise<Array<string | null>>;
   /** The JPEG library compiled in, e.g. "libjpeg-turbo 2.1.5"; absent when built without one. */
@@ -340,12 +371,50 @@ function chooseRecord(root: string, binary: BinaryModule): BindingRecord {
 function loadNamedAddon(file: string): NativeBinding {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const binding = require(path.resolve(file)) as NativeBinding;
-  return withInfo(binding, { binary: 'TORCHTS_ADDON' });
+  return presented(binding, { binary: 'TORCHTS_ADDON' });
 }
 
-function withInfo(binding: NativeBinding, facts: Partial<NativeInfo>): NativeBinding {
+/**
+ * What a left-out option means. The addon states no defaults of its own and requires every
+ * option; these come from lib/defaults.ts, except the two "off" values (no label smoothing, no
+ * normalisation).
+ */
+function modelDefaults(): Required<Omit<NativeModelOptions, 'arch' | 'numClasses'>> {
+  return { device: LEARNER_DEFAULTS.device, mean: null, std: null, amp: LEARNER_DEFAULTS.amp };
+}
+function learnerDefaults(): Required<Omit<NativeLearnerOptions, 'arch' | 'numClasses'>> {
+  const { kind, weightDecay, beta2, eps } = OPTIMIZER_DEFAULTS;
+  return { ...modelDefaults(), optimizer: kind, weightDecay, beta2, eps, labelSmoothing: 0, seed: LEARNER_DEFAULTS.seed };
+}
+
+/**
+ * A constructor that fills the options left out (undefined or null) before calling `Native`.
+ * Anything but a plain object goes through unchanged, so the addon names it in its Error.
+ */
+function fillingOptions<O extends object, T>(Native: new (options: O) => T, defaults: () => object): new (options: O) => T {
+  function Filled(options: O): T {
+    const plain = typeof options === 'object' && options !== null && !Array.isArray(options) && !ArrayBuffer.isView(options);
+    if (!plain) return new Native(options);
+    const filled: Record<string, unknown> = { ...(options as Record<string, unknown>) };
+    for (const [key, value] of Object.entries(defaults())) filled[key] ??= value;
+    return new Native(filled as O);
+  }
+  Filled.prototype = Native.prototype; // instanceof still holds
+  Object.defineProperty(Filled, 'name', { value: Native.name });
+  return Filled as unknown as new (options: O) => T;
+}
+
+/**
+ * The binding as `native()` returns it: info() completed with the loader's facts, options filled.
+ * Its prototype is the addon itself, which lib/native-internal.ts reaches through it.
+ */
+function presented(binding: NativeBinding, facts: Partial<NativeInfo>): NativeBinding {
   const nativeInfo = binding.info.bind(binding);
-  return Object.assign(Object.create(binding) as NativeBinding, { info: () => ({ ...nativeInfo(), ...facts }) });
+  return Object.assign(Object.create(binding) as NativeBinding, {
+    info: () => ({ ...nativeInfo(), ...facts }),
+    Learner: fillingOptions(binding.Learner, learnerDefaults),
+    Model: fillingOptions(binding.Model, modelDefaults),
+  });
 }
 
 let cached: NativeBinding | undefined;
@@ -363,10 +432,10 @@ export function native(): NativeBinding {
   } catch (err) {
     throw new Error(
       `torchts: the native addon ${record.addon} (${record.variant}) could not be loaded: ` +
-        `${(err as Error).message.split('\n')[0]}\nRebuild it with \`npm rebuild torchts --build-from-source\`.`,
+        `${(err as Error).message.split('\n')[0]}\nRebuild it with \`TORCHTS_BUILD_FROM_SOURCE=1 npm rebuild torchts\`.`,
     );
   }
-  cached = withInfo(binding, {
+  cached = presented(binding, {
     binary: record.kind,
     variant: record.variant,
     libtorchSource: record.libtorch.source,

@@ -47,6 +47,11 @@ std::string firstLine(const std::string& text) { return text.substr(0, text.find
 
 }  // namespace
 
+std::string userMeta(const Archive& archive) {
+  auto found = archive.meta.find(kUserMetaKey);
+  return found == archive.meta.end() ? std::string() : found->second;
+}
+
 void writeArchive(const std::string& path, const Archive& archive) {
   c10::Dict<std::string, torch::Tensor> tensors;
   for (const auto& [name, tensor] : archive.tensors) {

@@ -7,11 +7,19 @@
 
 namespace torchts {
 
+// A checkpoint's tensors named "opt.<param>.<field>" are optimizer state; the rest are weights.
+constexpr const char* kOptimizerPrefix = "opt.";
+
 // Named tensors plus string metadata: everything a checkpoint holds.
 struct Archive {
   NamedTensors tensors;
   std::map<std::string, std::string> meta;
 };
+
+// The meta key of the caller's own text (the Learner's save(file, meta)).
+constexpr const char* kUserMetaKey = "meta";
+// That text, or "" when the file has none.
+std::string userMeta(const Archive& archive);
 
 // Writes to `path + ".tmp-<pid>"` then renames, so a crash never leaves a half file.
 void writeArchive(const std::string& path, const Archive& archive);

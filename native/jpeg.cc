@@ -14,6 +14,10 @@
 #include <new>
 #include <stdexcept>
 
+#include "errors.h"
+#include "js_values.h"
+#include "input_limits.h"
+
 #ifdef TORCHTS_HAVE_JPEG
 #include <jpeglib.h>
 #endif
@@ -344,8 +348,8 @@ struct BatchJob {
       Napi::Uint8Array target = out.Value();
       if (target.ByteLength() != outLength) {
         out.Reset();
-        deferred.Reject(Napi::Error::New(env, "decodeJpegInto: out was detached or resized before the batch was "
-                                              "decoded; keep it until the promise settles").Value());
+        deferred.Reject(jsError(env, "decodeJpegInto: out was detached or resized before the batch was "
+                                     "decoded; keep it until the promise settles").Value());
         return;
       }
       for (size_t i = 0; i < inputs.size(); ++i) {
@@ -393,71 +397,60 @@ class DecodeWorker : public Napi::AsyncWorker {
   JpegScratch scratch_;
 };
 
-Napi::Uint8Array uint8Arg(const Napi::Value& value, const std::string& what) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(value.Env(), "decodeJpegInto: " + what + " must be a Uint8Array or Buffer");
-  }
-  return value.As<Napi::Uint8Array>();
+// An integer argument of decodeJpegInto in [min, max].
+int64_t integerArg(const Napi::Value& value, const std::string& what, int64_t min, int64_t max) {
+  return wholeNumber(value, "decodeJpegInto: " + what, min, max, "an integer");
 }
 
-int64_t intArg(const Napi::Value& value, const std::string& what, int64_t min, int64_t max) {
-  const double v = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
-  if (!(v >= double(min) && v <= double(max)) || std::floor(v) != v) {
-    throw Napi::RangeError::New(value.Env(), "decodeJpegInto: " + what + " must be an integer in [" +
-                                                 std::to_string(min) + ", " + std::to_string(max) + "]");
-  }
-  return int64_t(v);
-}
-
-// decodeJpegInto(inputs: Uint8Array[], presize, out: Uint8Array, offsets: number[], workers = 1)
+// decodeJpegInto(inputs: Uint8Array[], presize, out: Uint8Array, offsets: number[], workers?)
+// Arguments are read as everywhere in the addon (js_values.h); a bad one throws an Error naming it.
 Napi::Value DecodeJpegInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsArray() || !info[3].IsArray()) {
-    throw Napi::TypeError::New(env, "decodeJpegInto(inputs: Uint8Array[], presize: number, out: Uint8Array, "
-                                    "offsets: number[], workers?: number): expected arrays for inputs and offsets");
-  }
-  Napi::Array inputs = info[0].As<Napi::Array>();
-  Napi::Array offsets = info[3].As<Napi::Array>();
-  const int presize = int(intArg(info[1], "presize", 1, 8192));
-  Napi::Uint8Array out = uint8Arg(info[2], "out");
-  const int64_t workers = info.Length() > 4 && !info[4].IsUndefined() ? intArg(info[4], "workers", 1, 256) : 1;
-  const uint32_t n = inputs.Length();
-  if (offsets.Length() != n) {
-    throw Napi::RangeError::New(env, "decodeJpegInto: offsets has " + std::to_string(offsets.Length()) +
-                                         " entries, expected one per input (" + std::to_string(n) + ")");
-  }
-  auto job = std::make_shared<BatchJob>(env);
-  job->presize = presize;
-  job->errors.resize(n);
-  const size_t itemBytes = size_t(presize) * presize * 3;
-  job->itemBytes = itemBytes;
-  // Each input is copied as soon as it is checked, before any other JS (a getter) can run.
-  // Only Napi::Error may leave this callback: offsets may overlap, so n * itemBytes is not
-  // bounded by out's size and can be more than memory holds.
-  try {
-    for (uint32_t i = 0; i < n; ++i) {
-      Napi::Uint8Array input = uint8Arg(inputs.Get(i), "inputs[" + std::to_string(i) + "]");
-      job->inputs.emplace_back(input.Data(), input.Data() + input.ByteLength());
-      const int64_t offset = intArg(offsets.Get(i), "offsets[" + std::to_string(i) + "]", 0,
-                                    int64_t(out.ByteLength()) - int64_t(itemBytes));
-      job->offsets.push_back(size_t(offset));
+  return guarded(env, [&]() -> Napi::Value {
+    Napi::Array inputs = arrayArg(info[0], "decodeJpegInto: inputs");
+    const int presize = int(integerArg(info[1], "presize", 1, kMaxPresize));
+    Napi::Uint8Array out = uint8Array(info[2], "decodeJpegInto: out", "a Uint8Array or Buffer");
+    Napi::Array offsets = arrayArg(info[3], "decodeJpegInto: offsets");
+    const int64_t workers =
+        info.Length() > 4 && !info[4].IsUndefined() ? integerArg(info[4], "workers", 1, kMaxDecodeWorkers) : 1;
+    const uint32_t n = inputs.Length();
+    if (offsets.Length() != n) {
+      badInput("decodeJpegInto: offsets has " + std::to_string(offsets.Length()) + " entries, expected one per input (" +
+               std::to_string(n) + ")");
     }
-    job->pixels.resize(size_t(n) * itemBytes);
-  } catch (const std::bad_alloc&) {
-    throw Napi::RangeError::New(env, "decodeJpegInto: out of memory for " + std::to_string(n) + " images of " +
-                                         std::to_string(presize) + "x" + std::to_string(presize));
-  }
-  job->out = Napi::Persistent(out);
-  job->outLength = out.ByteLength();
-  Napi::Promise promise = job->deferred.Promise();
-  if (n == 0) {
-    job->resolve(env);
+    auto job = std::make_shared<BatchJob>(env);
+    job->presize = presize;
+    job->errors.resize(n);
+    const size_t itemBytes = size_t(presize) * presize * 3;
+    job->itemBytes = itemBytes;
+    // Each input is copied as soon as it is checked, before any other JS (a getter) can run.
+    // Offsets may overlap, so n * itemBytes is not bounded by out's size and can be more than
+    // memory holds: say so rather than "out of memory" alone.
+    try {
+      for (uint32_t i = 0; i < n; ++i) {
+        const std::string index = "[" + std::to_string(i) + "]";
+        Napi::Uint8Array input = uint8Array(inputs.Get(i), "decodeJpegInto: inputs" + index, "a Uint8Array or Buffer");
+        job->inputs.emplace_back(input.Data(), input.Data() + input.ByteLength());
+        const int64_t offset = integerArg(offsets.Get(i), "offsets" + index, 0, int64_t(out.ByteLength()) - int64_t(itemBytes));
+        job->offsets.push_back(size_t(offset));
+      }
+      job->pixels.resize(size_t(n) * itemBytes);
+    } catch (const std::bad_alloc&) {
+      throw std::runtime_error("decodeJpegInto: out of memory for " + std::to_string(n) + " images of " +
+                               std::to_string(presize) + "x" + std::to_string(presize));
+    }
+    job->out = Napi::Persistent(out);
+    job->outLength = out.ByteLength();
+    Napi::Promise promise = job->deferred.Promise();
+    if (n == 0) {
+      job->resolve(env);
+      return promise;
+    }
+    const int count = int(std::min<int64_t>(workers, n));
+    job->pending = count;
+    for (int k = 0; k < count; ++k) (new DecodeWorker(env, job))->Queue();  // AsyncWorker deletes itself
     return promise;
-  }
-  const int count = int(std::min<int64_t>(workers, n));
-  job->pending = count;
-  for (int k = 0; k < count; ++k) (new DecodeWorker(env, job))->Queue();  // AsyncWorker deletes itself
-  return promise;
+  });
 }
 
 #define TORCHTS_STRINGIFY2(x) #x

@@ -1,38 +1,36 @@
-// Learner core: a model, its optimizer and its loss on one device. Plain C++; every
-// method except the constructor runs on the Learner's worker thread (learner_binding.cc).
+// Learner core: a model (model.h) with its optimizer and its loss. Plain C++; every method
+// except the constructor runs on the Learner's worker thread (learner_binding.cc).
 #pragma once
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "augment.h"
 #include "checkpoint.h"
-#include "models/registry.h"
+#include "model.h"
 #include "torch_compat.h"
 
 namespace torchts {
 
-enum class Amp { None, BF16, FP16 };
 enum class OptimizerKind { AdamW, SGD };
 
+// Every field is set by the binding (option_schema.h): the defaults live in TypeScript.
 struct LearnerOptions {
-  std::string arch;
-  int64_t numClasses = 0;
-  torch::Device device = torch::kCPU;
-  OptimizerKind optimizer = OptimizerKind::AdamW;
-  double weightDecay = 0.01;
-  double beta2 = 0.99;
-  double eps = 1e-5;
-  double labelSmoothing = 0.0;
-  Normalisation norm;
-  Amp amp = Amp::None;
-  int64_t seed = 0;
+  ModelOptions model;
+  OptimizerKind optimizer;
+  double weightDecay;
+  double beta2;
+  double eps;
+  double labelSmoothing;
+  uint64_t seed;
 };
 
-// The step's hyper-parameters: one lr per group (stem, body, head) and beta1/momentum.
+// The step's hyper-parameters: one lr per group (stem, body, head), or one for all, and
+// beta1/momentum.
 struct Hyper {
   std::vector<double> lrs;
-  double mom = 0.9;
+  double mom;
 };
 
 struct EvalResult {
@@ -55,11 +53,12 @@ struct NonFiniteLoss : std::runtime_error {
 
 class LearnerCore {
  public:
+  // Seeds the global generator with options.seed, then builds the model: same seed, same weights.
   explicit LearnerCore(const LearnerOptions& options);
 
   double trainStep(const BatchSpec& batch, const Hyper& hyper);
   EvalResult evalStep(const BatchSpec& batch, bool wantProbs);
-  torch::Tensor predict(const BatchSpec& batch);  // [n, c] float on the CPU
+  torch::Tensor predict(const BatchSpec& batch) { return model_.predict(batch); }
 
   // Groups [0, upTo) stop training their weights; their 1-D parameters (norm weights and
   // biases) keep training, as fastai's train_bn does. 0 unfreezes everything.
@@ -72,9 +71,9 @@ class LearnerCore {
 
   // Names, shapes and groups (immutable after construction); `frozenUpTo` gives trainable.
   std::vector<ParamInfo> parameters(int frozenUpTo) const;
-  int groupCount() const { return static_cast<int>(groups_.size()); }
-  int64_t numClasses() const { return options_.numClasses; }
-  const torch::Device& device() const { return options_.device; }
+  int groupCount() const { return model_.groupCount(); }
+  int64_t numClasses() const { return model_.options().numClasses; }
+  const torch::Device& device() const { return model_.device(); }
 
  private:
   struct OptGroup {
@@ -84,22 +83,22 @@ class LearnerCore {
 
   void buildOptimizer();
   void applyHyper(const Hyper& hyper);
-  torch::Tensor forward(const torch::Tensor& images);
-  torch::Tensor inputs(const BatchSpec& batch);
-  torch::Tensor onDevice(const torch::Tensor& t) const;
   void zeroGrad();
   // fp16 loss scaling: unscales the gradients; false when one is not finite (skip the step).
   bool unscaleGradients();
   NamedTensors optimizerState() const;
   void restoreOptimizerState(const NamedTensors& tensors);
+  const char* optimizerName() const { return options_.optimizer == OptimizerKind::AdamW ? "adamw" : "sgd"; }
 
   LearnerOptions options_;
-  ClassifierPtr model_;
-  std::vector<NamedTensors> groups_;
+  ModelCore model_;
   std::vector<OptGroup> optGroups_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  int frozenUpTo_ = 0;
-  double lossScale_ = 65536.0;
+  // Dynamic fp16 loss scaling as torch.cuda.amp.GradScaler does it: its initial scale, halved on
+  // overflow, doubled after kScaleGrowthInterval good steps.
+  static constexpr double kInitialLossScale = 65536.0;
+  static constexpr int kScaleGrowthInterval = 2000;
+  double lossScale_ = kInitialLossScale;
   int goodSteps_ = 0;
 };
 

@@ -1,4 +1,4 @@
-// One native thread with a FIFO job queue. The Learner runs every step here so that
+// One native thread with a FIFO job queue. A Learner or Model runs all its work here so that
 // neither the JS thread nor a libuv pool thread (which sharp needs) waits on libtorch.
 #pragma once
 #include <atomic>

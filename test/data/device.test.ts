@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'assert';
 import * as path from 'path';
-import { native, type NativeBinding } from '../../lib/native';
+import { nativeInternals, type NativeInternals } from '../../lib/native-internal';
 import { referenceWarp } from '../../lib/data/augment';
 import { imageFolder } from '../../lib/data/loader';
 import type { Batch } from '../../lib/data/types';
@@ -34,10 +34,10 @@ function expected(batch: Batch, i: number): Float32Array {
 
 describe('data -> native augmentation (end to end)', function () {
   let dir: string;
-  let binding: NativeBinding;
+  let binding: NativeInternals;
 
   before(async function () {
-    binding = native();
+    binding = nativeInternals();
     dir = tempDir();
     // 48x24 images: left red, right blue, top quarter green.
     for (const cls of ['a', 'b']) {

@@ -4,7 +4,8 @@
  * normalisation, mixup and cutmix. Expected values come from PyTorch on the same bytes.
  */
 import { strict as assert } from 'assert';
-import { native, type NativeBatch } from '../../lib/native';
+import { type NativeBatch } from '../../lib/native';
+import { nativeInternals } from '../../lib/native-internal';
 import { maxAbsDiff, randomFloats, runPeer, syntheticBatch } from '../helpers/native-batch';
 
 const N = 3;
@@ -96,17 +97,17 @@ describe('native batch preparation', function () {
   });
 
   it('converts uint8 NHWC to float NCHW in [0, 1]', function () {
-    const x = native().prepareBatch(batch());
+    const x = nativeInternals().prepareBatch(batch());
     assert.equal(x.length, N * 3 * H * W);
     assert.ok(maxAbsDiff(x, peer.plain) < 1e-6);
   });
 
   it('normalises with (x/255 - mean)/std', function () {
-    assert.ok(maxAbsDiff(native().prepareBatch(batch(), stats), peer.normalised) < 1e-5);
+    assert.ok(maxAbsDiff(nativeInternals().prepareBatch(batch(), stats), peer.normalised) < 1e-5);
   });
 
   it('without matrices resizes bilinearly to augment.size', function () {
-    const x = native().prepareBatch(batch({ augment: { size: S } }));
+    const x = nativeInternals().prepareBatch(batch({ augment: { size: S } }));
     assert.equal(x.length, N * 3 * S * S);
     assert.ok(maxAbsDiff(x, peer.resized) < 1e-5);
   });
@@ -116,16 +117,16 @@ describe('native batch preparation', function () {
     const identity = new Float32Array(18);
     identity.set([1, 0, 0, 0, 1, 0, 0, 0, 1], 0);
     identity.set([1, 0, 0, 0, 1, 0, 0, 0, 1], 9);
-    const plain = native().prepareBatch(square);
-    const warped = native().prepareBatch({ ...square, augment: { size: 12, matrices: identity } });
+    const plain = nativeInternals().prepareBatch(square);
+    const warped = nativeInternals().prepareBatch({ ...square, augment: { size: 12, matrices: identity } });
     assert.ok(maxAbsDiff(plain, warped) < 1e-5);
   });
 
   it('a matrix with x -> -x flips the image horizontally', function () {
     const square = syntheticBatch({ n: 1, size: 10, classes: 2, seed: 4 });
     const flip = Float32Array.from([-1, 0, 0, 0, 1, 0, 0, 0, 1]);
-    const plain = native().prepareBatch(square);
-    const flipped = native().prepareBatch({ ...square, augment: { size: 10, matrices: flip } });
+    const plain = nativeInternals().prepareBatch(square);
+    const flipped = nativeInternals().prepareBatch({ ...square, augment: { size: 10, matrices: flip } });
     for (let c = 0; c < 3; c++) {
       for (let y = 0; y < 10; y++) {
         for (let x = 0; x < 10; x++) {
@@ -138,25 +139,25 @@ describe('native batch preparation', function () {
   });
 
   it('affine matrices match torch affine_grid + grid_sample (reflection, align_corners)', function () {
-    const x = native().prepareBatch(batch({ augment: { size: S, matrices: affine } }));
+    const x = nativeInternals().prepareBatch(batch({ augment: { size: S, matrices: affine } }));
     assert.ok(maxAbsDiff(x, peer.affine) < 1e-5, `max diff ${maxAbsDiff(x, peer.affine)}`);
   });
 
   it('projective matrices divide by the homogeneous coordinate', function () {
-    const x = native().prepareBatch(batch({ augment: { size: S, matrices: projective } }));
+    const x = nativeInternals().prepareBatch(batch({ augment: { size: S, matrices: projective } }));
     assert.ok(maxAbsDiff(x, peer.projective) < 1e-5, `max diff ${maxAbsDiff(x, peer.projective)}`);
   });
 
   it('lighting is sigmoid((logit(x) + brightness) * contrast), before normalisation', function () {
-    const x = native().prepareBatch(batch({ augment: { size: S, matrices: affine, brightness, contrast } }), stats);
+    const x = nativeInternals().prepareBatch(batch({ augment: { size: S, matrices: affine, brightness, contrast } }), stats);
     assert.ok(maxAbsDiff(x, peer.lit) < 1e-4, `max diff ${maxAbsDiff(x, peer.lit)}`);
   });
 
   it('mixup blends normalised images: x[perm] + lambda*(x - x[perm])', function () {
     const perm = Int32Array.from([2, 0, 1]);
     const lambda = Float32Array.from([0.7, 0.5, 1]);
-    const plain = native().prepareBatch(batch(), stats);
-    const mixed = native().prepareBatch(batch({ mix: { perm, lambda } }), stats);
+    const plain = nativeInternals().prepareBatch(batch(), stats);
+    const mixed = nativeInternals().prepareBatch(batch({ mix: { perm, lambda } }), stats);
     const per = 3 * H * W;
     const expected = new Float32Array(plain.length);
     for (let i = 0; i < N; i++) {
@@ -173,8 +174,8 @@ describe('native batch preparation', function () {
     const perm = Int32Array.from([1, 2, 0]);
     const lambda = new Float32Array(3).fill(0.75);
     const box: [number, number, number, number] = [3, 5, 11, 9];
-    const plain = native().prepareBatch(batch());
-    const mixed = native().prepareBatch(batch({ mix: { perm, lambda, box } }));
+    const plain = nativeInternals().prepareBatch(batch());
+    const mixed = nativeInternals().prepareBatch(batch({ mix: { perm, lambda, box } }));
     for (let i = 0; i < N; i++) {
       for (let c = 0; c < 3; c++) {
         for (let y = 0; y < H; y++) {
@@ -191,12 +192,12 @@ describe('native batch preparation', function () {
 
   it('rejects a box outside the augmented image, naming the box and the size', function () {
     const mix = { perm: Int32Array.from([0, 1, 2]), lambda: new Float32Array(3).fill(0.5), box: [0, 0, 17, 4] as [number, number, number, number] };
-    assert.throws(() => native().prepareBatch(batch({ augment: { size: S }, mix })), /box \[0, 0, 17, 4\) is not inside the 16x16 image/);
+    assert.throws(() => nativeInternals().prepareBatch(batch({ augment: { size: S }, mix })), /box \[0, 0, 17, 4\) is not inside the 16x16 image/);
   });
 
   it('rejects matrices of the wrong length', function () {
     assert.throws(
-      () => native().prepareBatch(batch({ augment: { size: S, matrices: randomFloats(10, 1) } })),
+      () => nativeInternals().prepareBatch(batch({ augment: { size: S, matrices: randomFloats(10, 1) } })),
       /batch\.augment\.matrices has 10 entries; expected n\*9 = 27/,
     );
   });

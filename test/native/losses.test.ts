@@ -4,7 +4,7 @@
  * targets; the mixup loss equals lambda*L(y) + (1-lambda)*L(y[perm]) per sample, then the mean.
  */
 import { strict as assert } from 'assert';
-import { native } from '../../lib/native';
+import { nativeInternals } from '../../lib/native-internal';
 import { maxAbsDiff, randomFloats, runPeer, seededRandom } from '../helpers/native-batch';
 
 const N = 6;
@@ -67,7 +67,7 @@ describe('native losses', function () {
 
   for (const eps of epsilons) {
     it(`label-smoothed cross entropy equals torch's cross_entropy(label_smoothing=${eps})`, function () {
-      const ours = native().lossCheck({ logits, n: N, classes: C, labels, eps });
+      const ours = nativeInternals().lossCheck({ logits, n: N, classes: C, labels, eps });
       const expected = peer[String(eps)].hard;
       assert.ok(maxAbsDiff(ours.perSample, expected) < 1e-5, `${ours.perSample} vs ${expected}`);
       const mean = expected.reduce((a, b) => a + b, 0) / N;
@@ -75,12 +75,12 @@ describe('native losses', function () {
     });
 
     it(`soft-target loss equals torch's cross_entropy with probability targets (eps ${eps})`, function () {
-      const ours = native().lossCheck({ logits, n: N, classes: C, targets, eps });
+      const ours = nativeInternals().lossCheck({ logits, n: N, classes: C, targets, eps });
       assert.ok(maxAbsDiff(ours.perSample, peer[String(eps)].soft) < 1e-5);
     });
 
     it(`mixup loss equals lambda*L(y) + (1-lambda)*L(y[perm]) per sample (eps ${eps})`, function () {
-      const ours = native().lossCheck({ logits, n: N, classes: C, labels, eps, mix: { perm, lambda } });
+      const ours = nativeInternals().lossCheck({ logits, n: N, classes: C, labels, eps, mix: { perm, lambda } });
       const expected = peer[String(eps)].mixed;
       assert.ok(maxAbsDiff(ours.perSample, expected) < 1e-5, `${ours.perSample} vs ${expected}`);
       assert.ok(Math.abs(ours.loss - expected.reduce((a, b) => a + b, 0) / N) < 1e-5);
@@ -90,14 +90,14 @@ describe('native losses', function () {
   it('mixing one-hot targets gives the same loss as mixing labels', function () {
     const oneHot = new Float32Array(N * C);
     labels.forEach((label, i) => (oneHot[i * C + label] = 1));
-    const fromTargets = native().lossCheck({ logits, n: N, classes: C, targets: oneHot, eps: 0.1, mix: { perm, lambda } });
-    const fromLabels = native().lossCheck({ logits, n: N, classes: C, labels, eps: 0.1, mix: { perm, lambda } });
+    const fromTargets = nativeInternals().lossCheck({ logits, n: N, classes: C, targets: oneHot, eps: 0.1, mix: { perm, lambda } });
+    const fromLabels = nativeInternals().lossCheck({ logits, n: N, classes: C, labels, eps: 0.1, mix: { perm, lambda } });
     assert.ok(maxAbsDiff(fromTargets.perSample, fromLabels.perSample) < 1e-5);
   });
 
   it('rejects logits of the wrong length with the expected count', function () {
     assert.throws(
-      () => native().lossCheck({ logits: new Float32Array(7), n: N, classes: C, labels }),
+      () => nativeInternals().lossCheck({ logits: new Float32Array(7), n: N, classes: C, labels }),
       /logits has 7 entries; expected n\*classes = 30/,
     );
   });
