@@ -64,6 +64,22 @@ export const LEARNER_DEFAULTS = frozen({
   lossBeta: 0.98,
 });
 
+/** aug_transforms' defaults (fastai): the device augmentation of training batches. */
+export const AUGMENT_DEFAULTS = frozen({
+  mult: 1,
+  doFlip: true,
+  flipVert: false,
+  maxRotate: 10,
+  minZoom: 1,
+  maxZoom: 1.1,
+  maxLighting: 0.2,
+  maxWarp: 0.2,
+  pAffine: 0.75,
+  pLighting: 0.75,
+  minScale: 1,
+  ratio: [1, 1] as [number, number],
+});
+
 /** Seeds the split, the shuffles and every random transform of the data, and the CLI's runs. */
 export const DATA_SEED = 42;
 

@@ -5,8 +5,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { untarData } from '../data/download';
+import { FASTAI_DATASETS, untarData } from '../data/download';
 import { native, packageRoot } from '../native';
+import { readSidecar, sidecarOf, type CheckpointMeta } from '../learn/checkpoint';
 import { UsageError, existingFolder } from './args';
 
 /** The bundled Fashion-MNIST subset (train/ and val/ image folders). */
@@ -14,8 +15,8 @@ export function bundledDataFolder(): string {
   return path.join(packageRoot(), 'data', 'fashion-mnist');
 }
 
-/** Dataset names `--data` accepts (fast.ai's Imagenette and Imagewoof in three sizes; see lib/data/download.ts). */
-export const DATASET_NAMES: readonly string[] = ['imagenette2', 'imagenette2-160', 'imagenette2-320', 'imagewoof2', 'imagewoof2-160', 'imagewoof2-320'];
+/** Dataset names `--data` accepts: lib/data's named fast.ai datasets. */
+export const DATASET_NAMES: readonly string[] = FASTAI_DATASETS;
 
 /** What `--data` resolved to. */
 export interface DataSource {
@@ -60,13 +61,8 @@ export async function deviceLine(device: string): Promise<string> {
   return `torchts ${info.version} | libtorch ${info.torchVersion} (${info.libtorchSource}${build}) | device ${resolved} | ${info.threads} threads${features}`;
 }
 
-/** What Learner.export writes next to a model (model.tsl.json). */
-export interface ModelMeta {
-  arch: string;
-  classes: string[];
-  normalize: { mean: number[]; std: number[] } | null;
-  size: number;
-}
+/** What Learner.export writes next to a model (model.tsl.json): learn/checkpoint.ts's format. */
+export type ModelMeta = CheckpointMeta;
 
 /**
  * Finds a model for `--model`: a .tsl file written by `train` (with its .json
@@ -77,18 +73,15 @@ export function resolveModel(value: unknown): { file: string; meta: ModelMeta; r
   let file = path.resolve(value);
   if (!fs.existsSync(file)) throw new UsageError(`--model: ${value} does not exist; expected a model file or a run folder`);
   if (fs.statSync(file).isDirectory()) file = path.join(file, 'last.tsl');
-  const sidecar = `${file}.json`;
+  const sidecar = sidecarOf(file);
   if (!fs.existsSync(file) || !fs.existsSync(sidecar)) {
     throw new UsageError(`--model: ${value} holds no exported model (expected ${path.basename(file)} and ${path.basename(sidecar)}, as train writes)`);
   }
-  let meta: ModelMeta;
   try {
-    meta = JSON.parse(fs.readFileSync(sidecar, 'utf8')) as ModelMeta;
-  } catch {
-    throw new UsageError(`--model: ${sidecar} is not valid JSON; expected the model description train writes`);
+    return { file, meta: readSidecar(file), runFolder: path.dirname(file) };
+  } catch (err) {
+    throw new UsageError(`--model: ${(err as Error).message.replace(/^(load|Predictor\.load): /, '')}; expected the model description train writes`);
   }
-  if (typeof meta.arch !== 'string' || !Array.isArray(meta.classes)) throw new UsageError(`--model: ${sidecar} does not describe a model`);
-  return { file, meta, runFolder: path.dirname(file) };
 }
 
 /** Reads a run's config.json when there is one. */

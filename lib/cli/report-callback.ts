@@ -2,6 +2,7 @@
  * The callback that shows a fit and records it: a progress bar per pass, the
  * epoch table, metrics.csv/json after every epoch, and the best model so far.
  */
+import { Tracker } from '../learn/callbacks/monitor';
 import type { Callback, FitState } from '../learn/types';
 import { EpochTable, MetricsLog, ProgressBar, type MetricsRecord, type ProgressStream } from '../report';
 
@@ -39,10 +40,15 @@ export class ReportCallback implements Callback {
   private table?: EpochTable;
   private validLossSum = 0;
   private validCount = 0;
-  best: number;
+  /** Validation accuracy, best so far (over the earlier part of a resumed run too). */
+  private readonly accuracy = new Tracker({ monitor: 'accuracy', comparison: 'max' });
 
   constructor(private readonly options: ReportCallbackOptions) {
-    this.best = options.bestSoFar ?? -Infinity;
+    this.accuracy.best = options.bestSoFar ?? -Infinity;
+  }
+
+  get best(): number {
+    return this.accuracy.best;
   }
 
   private get stream(): ProgressStream {
@@ -85,10 +91,8 @@ export class ReportCallback implements Callback {
       seconds: record.seconds,
     });
     this.options.metrics.add(metricsRecordOf(record));
-    const accuracy = record.metrics.accuracy;
-    if (accuracy !== undefined && accuracy > this.best) {
-      this.best = accuracy;
-      await this.options.onBest?.(state, accuracy);
+    if (record.metrics.accuracy !== undefined && this.accuracy.improved(record)) {
+      await this.options.onBest?.(state, record.metrics.accuracy);
     }
   }
 

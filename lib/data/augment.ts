@@ -22,6 +22,7 @@
  */
 import type { NativeAugment } from '../native';
 import { Random } from './random';
+import { AUGMENT_DEFAULTS, withDefaults } from '../defaults';
 
 /** fastai's aug_transforms options (same names, camelCase, same defaults). */
 export interface AugmentOptions {
@@ -57,20 +58,7 @@ export interface AugmentOptions {
 export type ResolvedAugmentOptions = Required<AugmentOptions>;
 
 /** aug_transforms' defaults. */
-export const AUG_DEFAULTS: ResolvedAugmentOptions = Object.freeze({
-  mult: 1,
-  doFlip: true,
-  flipVert: false,
-  maxRotate: 10,
-  minZoom: 1,
-  maxZoom: 1.1,
-  maxLighting: 0.2,
-  maxWarp: 0.2,
-  pAffine: 0.75,
-  pLighting: 0.75,
-  minScale: 1,
-  ratio: [1, 1] as [number, number],
-});
+export const AUG_DEFAULTS: ResolvedAugmentOptions = AUGMENT_DEFAULTS;
 
 /** Options with every transform off: only the crop (and no lighting) remains. */
 export const NO_AUGMENT: ResolvedAugmentOptions = Object.freeze({
@@ -92,7 +80,7 @@ function checkRange(name: string, value: number, lo: number, hi: number): void {
 
 /** Fills defaults and checks every option; throws naming the bad value. */
 export function resolveAugment(options: AugmentOptions = {}): ResolvedAugmentOptions {
-  const o: ResolvedAugmentOptions = { ...AUG_DEFAULTS, ...stripUndefined(options) };
+  const o: ResolvedAugmentOptions = withDefaults<ResolvedAugmentOptions>(AUG_DEFAULTS, options);
   checkRange('mult', o.mult, 0, 100);
   checkRange('maxRotate', o.maxRotate, 0, 180);
   checkRange('minZoom', o.minZoom, 0.01, 100);
@@ -106,10 +94,6 @@ export function resolveAugment(options: AugmentOptions = {}): ResolvedAugmentOpt
     throw new Error(`augment: ratio must be [lo, hi] with 0 < lo <= hi, got ${JSON.stringify(o.ratio)}`);
   }
   return o;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Item } from './types';
 import { Random } from './random';
+import { DATA_SEED } from '../defaults';
 
 /** File endings read as images (sharp decodes all of them). Other files are ignored. */
 export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif'];
@@ -23,7 +24,7 @@ export interface FolderSplitOptions {
   validFolders?: string[];
   /** Fraction held out for validation when there is no validation folder. Default 0.2. */
   validPct?: number;
-  /** Seed of the random split. Default 42. */
+  /** Seed of the random split. Default `DATA_SEED`. */
   seed?: number;
 }
 
@@ -103,7 +104,7 @@ export function listImageFolder(root: string, options: FolderSplitOptions = {}):
   const trainFolder = options.trainFolder ?? 'train';
   const validFolders = options.validFolders ?? ['val', 'valid'];
   const validPct = options.validPct ?? 0.2;
-  const seed = options.seed ?? 42;
+  const seed = options.seed ?? DATA_SEED;
   if (!(validPct >= 0 && validPct < 1)) throw new Error(`image folder: validPct must be in [0, 1), got ${validPct}`);
   const abs = path.resolve(root);
   if (!fs.existsSync(abs)) throw new Error(`image folder: ${abs} does not exist`);

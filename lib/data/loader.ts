@@ -16,6 +16,7 @@
  *   the device then applies only the remaining random transforms.
  */
 import * as path from 'path';
+import { DATA_SEED } from '../defaults';
 import type { Batch, DataLoader, DataLoaders, Item, LoaderSettings, SkippedFile } from './types';
 import type { NativeAugment } from '../native';
 import { AUG_DEFAULTS, resolveAugment, sampleAugment, type AugmentOptions, type ResolvedAugmentOptions } from './augment';
@@ -36,7 +37,7 @@ import {
 
 /** Options of `imageFolder`. Every field is optional; defaults are stated. */
 export interface ImageFolderOptions extends FolderSplitOptions {
-  /** Seeds the split, the shuffles and every random transform. Default 42. */
+  /** Seeds the split, the shuffles and every random transform. Default `DATA_SEED`. */
   seed?: number;
   /**
    * Training augmentation on the device (fastai's aug_transforms options), or
@@ -126,7 +127,7 @@ export class ImageDataLoaders implements DataLoaders {
     this.trainItems = listed.trainItems;
     this.validItems = listed.validItems;
     this.items = [...listed.trainItems, ...listed.validItems];
-    this.seed = options.seed ?? 42;
+    this.seed = options.seed ?? DATA_SEED;
     this.augment = options.augment === false ? null : resolveAugment(options.augment ?? DEFAULT_AUGMENT);
     const t = options.itemTransforms ?? 'presize';
     this.sharpTransform = t === 'presize' ? null : t === 'sharp' ? { type: 'randomResizedCrop' } : t;
@@ -460,7 +461,7 @@ export class ImageLoader implements DataLoader {
  * Throws an Error naming the path when the folder is missing or empty.
  */
 export async function imageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageDataLoaders> {
-  const seed = options.seed ?? 42;
+  const seed = options.seed ?? DATA_SEED;
   const listed = listImageFolder(root, { ...options, seed });
   const dls = new ImageDataLoaders(listed, options);
   if ((options.normalize ?? 'imagenet') === 'dataset') await dls.computeDatasetStats();

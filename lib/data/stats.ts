@@ -4,8 +4,8 @@
  * std about 1 per channel).
  */
 import * as fs from 'fs';
-import * as path from 'path';
 import type { Batch } from './types';
+import { writeFileAtomic } from '../util/files';
 
 /** Per-channel mean and std in [0, 1] units. */
 export interface ChannelStats {
@@ -98,8 +98,5 @@ export function readCachedStats(file: string): ChannelStats | null {
 }
 
 export function writeCachedStats(file: string, stats: ChannelStats): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(stats));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(stats));
 }

@@ -7,17 +7,12 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFileAtomic } from '../util/files';
 
 /** One epoch's record. `epoch` and `time` (seconds) always, then the metrics by name. */
 export type MetricsRecord = { epoch: number; time: number } & Record<string, number | string>;
 
-/** Writes `text` to `file` through a temporary file in the same folder. */
-export function writeFileAtomic(file: string, text: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
+export { writeFileAtomic };
 
 /** JSON with two-space indent and a final newline, written atomically. */
 export function writeJson(file: string, value: unknown): void {

@@ -1,6 +1,7 @@
 /** A CSV line per epoch. */
 import * as fs from 'fs';
 import * as path from 'path';
+import { csvField } from '../../report/logs';
 import type { Callback, FitControl } from '../types';
 
 /** Appends one CSV line per epoch: epoch, phase, size, train_loss, valid_loss, metrics..., time (seconds). */
@@ -23,13 +24,13 @@ export class CsvLogger implements Callback {
     const r = control.record;
     if (!r) return;
     const names = Object.keys(r.metrics);
+    const line = (cells: unknown[]): string => cells.map(csvField).join(',') + '\n';
     let text = '';
     if (!this.wroteHeader) {
-      text += ['epoch', 'phase', 'size', 'train_loss', 'valid_loss', ...names, 'time'].join(',') + '\n';
+      text += line(['epoch', 'phase', 'size', 'train_loss', 'valid_loss', ...names, 'time']);
       this.wroteHeader = true;
     }
-    const cells = [r.epoch, r.phase, r.size, r.trainLoss, r.validLoss, ...names.map((n) => r.metrics[n]), r.seconds.toFixed(3)];
-    text += cells.join(',') + '\n';
+    text += line([r.epoch, r.phase, r.size, r.trainLoss, r.validLoss, ...names.map((n) => r.metrics[n]), r.seconds.toFixed(3)]);
     await fs.promises.appendFile(this.file, text);
   }
 }
