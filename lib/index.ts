@@ -33,7 +33,8 @@ export {
   type NativeLearner,
   type NativeLearnerOptions,
   type NativeLoadReport,
-  type NativeLossCheck,
   type NativeMix,
+  type NativeModel,
+  type NativeModelOptions,
   type NativeParam,
 } from './native';

@@ -3,7 +3,24 @@
  * the package does not export this module. torchts's own tests use them to compare the native
  * loss and batch preparation with PyTorch's.
  */
-import { native, type NativeBatch, type NativeBinding, type NativeLossCheck } from './native';
+import { native, type NativeBatch, type NativeBinding, type NativeMix } from './native';
+
+/**
+ * Arguments of the test helper `nativeInternals().lossCheck` (lib/native-internal.ts): logits and
+ * labels (or targets) as the Learner's loss sees them.
+ */
+export interface NativeLossCheck {
+  /** n*classes logits, row-major. */
+  logits: Float32Array;
+  n: number;
+  classes: number;
+  labels?: Int32Array;
+  targets?: Float32Array;
+  /** Label smoothing epsilon, default 0. */
+  eps?: number;
+  /** Mixup partners and weights (the box is ignored). */
+  mix?: NativeMix;
+}
 
 export interface NativeInternals {
   /** The Learner's loss on given logits, per sample and its mean. */

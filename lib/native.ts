@@ -211,23 +211,6 @@ export interface NativeLearner {
 }
 
 /**
- * Arguments of the test helper `nativeInternals().lossCheck` (lib/native-internal.ts): logits and
- * labels (or targets) as the Learner's loss sees them.
- */
-export interface NativeLossCheck {
-  /** n*classes logits, row-major. */
-  logits: Float32Array;
-  n: number;
-  classes: number;
-  labels?: Int32Array;
-  targets?: Float32Array;
-  /** Label smoothing epsilon, default 0. */
-  eps?: number;
-  /** Mixup partners and weights (the box is ignored). */
-  mix?: NativeMix;
-}
-
-/**
  * A model for inference: no optimizer, no loss, no training state. It loads the weights of a
  * Learner's checkpoint (the optimizer state in the file is read and dropped) and predicts on its
  * own native thread, in call order, as a Learner does.

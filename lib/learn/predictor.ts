@@ -1,16 +1,16 @@
 /** Inference: a model exported by `Learner.export`, loaded without training state. */
 import * as fs from 'fs';
-import { LEARNER_DEFAULTS, OPTIMIZER_DEFAULTS } from '../defaults';
-import { announceDevice, native, type NativeLearner } from '../native';
+import { LEARNER_DEFAULTS } from '../defaults';
+import { announceDevice, native, type NativeModel } from '../native';
 import { parseMeta, readSidecar, type Stats } from './checkpoint';
 import type { PredictInput, PredictResult } from './options';
 
-/** An exported model for inference only. */
+/** An exported model for inference only: the native Model holds the network and no optimizer. */
 export class Predictor {
   private disposed = false;
 
   private constructor(
-    private readonly native: NativeLearner,
+    private readonly native: NativeModel,
     readonly arch: string,
     readonly classes: readonly string[],
     /** The image size it was trained at last. */
@@ -22,17 +22,13 @@ export class Predictor {
   static async load(file: string, options: { device?: string } = {}): Promise<Predictor> {
     if (!fs.existsSync(file)) throw new Error(`Predictor.load: no such file ${file}`);
     const head = readSidecar(file);
-    const model = new (native().Learner)({
+    const model = new (native().Model)({
       arch: head.arch,
       numClasses: head.classes.length,
       device: announceDevice(options.device ?? LEARNER_DEFAULTS.device),
-      ...OPTIMIZER_DEFAULTS,
-      optimizer: OPTIMIZER_DEFAULTS.kind,
-      labelSmoothing: 0,
       mean: head.normalize?.mean ?? null,
       std: head.normalize?.std ?? null,
       amp: 'none',
-      seed: LEARNER_DEFAULTS.seed,
     });
     try {
       parseMeta(await model.load(file), file);
@@ -44,7 +40,7 @@ export class Predictor {
   }
 
   /** The native model (for what this class does not wrap). */
-  get model(): NativeLearner {
+  get model(): NativeModel {
     this.checkLive();
     return this.native;
   }
@@ -71,7 +67,7 @@ export class Predictor {
 }
 
 /** Class probabilities and the most probable class of each image. */
-export async function predictWith(model: NativeLearner, classes: readonly string[], images: PredictInput): Promise<PredictResult> {
+export async function predictWith(model: Pick<NativeModel, 'predict'>, classes: readonly string[], images: PredictInput): Promise<PredictResult> {
   checkImages(images);
   const probs = await model.predict({ images: images.images, n: images.n, h: images.h, w: images.w, augment: images.augment });
   const numClasses = classes.length;
