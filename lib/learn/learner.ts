@@ -43,6 +43,7 @@ import {
   type Position,
   type StagePlan,
 } from './plan';
+import { NativeOwner } from '../util/native-owner';
 import { predictWith } from './predictor';
 import type { LrSpec, OneCycleOptions } from './schedule';
 import { runTta, type TtaOptions } from './tta';
@@ -50,7 +51,7 @@ import type { Callback } from './types';
 
 export { LABEL_SMOOTHING_EPS };
 
-export class Learner {
+export class Learner extends NativeOwner<NativeLearner> {
   readonly data: DataLoaders;
   readonly arch: string;
   readonly classes: readonly string[];
@@ -65,53 +66,29 @@ export class Learner {
   /** History of the last fit. */
   history: History = emptyHistory();
 
-  private readonly native: NativeLearner;
   private frozenTo = 0;
   /** Training epochs run over the learner's life: the loaders' epoch index, so no two epochs share a shuffle. */
   private dataEpoch = 0;
   private busy = false;
-  private disposed = false;
   private running?: { loop: Loop; checkpoint?: string };
 
   constructor(options: LearnerOptions) {
-    if (!options || !options.data) throw new Error('Learner: options.data (a DataLoaders) is required');
-    const o = withDefaults(LEARNER_DEFAULTS, options);
+    const setup = createNative(options);
+    super('Learner', setup.model);
     this.data = options.data;
-    this.arch = o.arch;
-    this.classes = [...(options.classes ?? options.data.classes)];
-    if (this.classes.length < 2) throw new Error(`Learner: expected at least 2 classes, got ${this.classes.length}`);
-    this.seed = o.seed;
+    this.arch = setup.o.arch;
+    this.classes = setup.classes;
+    this.seed = setup.o.seed;
     this.metrics = options.metrics ?? [accuracy()];
     this.callbacks = [...(options.callbacks ?? [])];
     this.mix = options.mix ?? null;
-    this.normalize = resolveNormalize(options.normalize ?? 'data', options.data);
-    this.settings = checkSettings({ size: o.size, bs: o.bs });
-    const binding = native();
-    if (!binding.modelNames().includes(this.arch)) {
-      throw new Error(`Learner: unknown arch "${this.arch}"; known: ${binding.modelNames().join(', ')}`);
-    }
-    const opt = withDefaults(OPTIMIZER_DEFAULTS, options.optimizer);
-    binding.manualSeed(this.seed);
-    this.native = new binding.Learner({
-      arch: this.arch,
-      numClasses: this.classes.length,
-      device: announceDevice(o.device),
-      optimizer: opt.kind,
-      weightDecay: opt.weightDecay,
-      beta2: opt.beta2,
-      eps: opt.eps,
-      labelSmoothing: labelSmoothingOf(options.lossFn ?? 'crossEntropy'),
-      mean: this.normalize?.mean ?? null,
-      std: this.normalize?.std ?? null,
-      amp: o.amp,
-      seed: this.seed,
-    });
+    this.normalize = setup.normalize;
+    this.settings = setup.settings;
   }
 
   /** The native learner (for what this class does not wrap, e.g. `loadTorchvision`). */
   get model(): NativeLearner {
-    this.checkLive();
-    return this.native;
+    return this.live();
   }
 
   /** Parameter groups (stem, body, head). */
@@ -268,21 +245,6 @@ export class Learner {
     writeSidecar(file, await this.saveWith(file, 'torchts-export'));
   }
 
-  /** Frees the native model now; any later call throws. Safe to call twice. */
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.native.dispose();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.dispose();
-  }
-
-  private checkLive(): void {
-    if (this.disposed) throw new Error('Learner: used after dispose()');
-  }
-
   private setFrozen(upTo: number): void {
     if (!Number.isInteger(upTo) || upTo < 0 || upTo >= this.groupCount) {
       throw new Error(`freeze: expected an integer in [0, ${this.groupCount - 1}], got ${upTo}`);
@@ -394,7 +356,7 @@ export class Learner {
 
   /** Runs `work` as the learner's only fit, validation or prediction. */
   private async exclusive<T>(work: () => Promise<T>): Promise<T> {
-    this.checkLive();
+    this.live();
     if (this.busy) throw new Error('Learner: another fit, validation or prediction is running on this learner');
     this.busy = true;
     try {
@@ -403,6 +365,38 @@ export class Learner {
       this.busy = false;
     }
   }
+}
+
+/** Checks the options and builds the native learner, seeded: what the constructor needs before `this`. */
+function createNative(options: LearnerOptions) {
+  if (!options || !options.data) throw new Error('Learner: options.data (a DataLoaders) is required');
+  const o = withDefaults(LEARNER_DEFAULTS, options);
+  const classes = [...(options.classes ?? options.data.classes)];
+  if (classes.length < 2) throw new Error(`Learner: expected at least 2 classes, got ${classes.length}`);
+  const normalize = resolveNormalize(options.normalize ?? 'data', options.data);
+  const settings = checkSettings({ size: o.size, bs: o.bs });
+  const binding = native();
+  if (!binding.modelNames().includes(o.arch)) {
+    throw new Error(`Learner: unknown arch "${o.arch}"; known: ${binding.modelNames().join(', ')}`);
+  }
+  const opt = withDefaults(OPTIMIZER_DEFAULTS, options.optimizer);
+  const labelSmoothing = labelSmoothingOf(options.lossFn ?? 'crossEntropy');
+  binding.manualSeed(o.seed);
+  const model = new binding.Learner({
+    arch: o.arch,
+    numClasses: classes.length,
+    device: announceDevice(o.device),
+    optimizer: opt.kind,
+    weightDecay: opt.weightDecay,
+    beta2: opt.beta2,
+    eps: opt.eps,
+    labelSmoothing,
+    mean: normalize?.mean ?? null,
+    std: normalize?.std ?? null,
+    amp: o.amp,
+    seed: o.seed,
+  });
+  return { o, classes, normalize, settings, model };
 }
 
 function resolveNormalize(option: LearnerNormalize, data: DataLoaders): Stats {

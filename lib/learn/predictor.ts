@@ -2,21 +2,22 @@
 import * as fs from 'fs';
 import { LEARNER_DEFAULTS } from '../defaults';
 import { announceDevice, native, type NativeModel } from '../native';
+import { NativeOwner } from '../util/native-owner';
 import { parseMeta, readSidecar, type Stats } from './checkpoint';
 import type { PredictInput, PredictResult } from './options';
 
 /** An exported model for inference only: the native Model holds the network and no optimizer. */
-export class Predictor {
-  private disposed = false;
-
+export class Predictor extends NativeOwner<NativeModel> {
   private constructor(
-    private readonly native: NativeModel,
+    native: NativeModel,
     readonly arch: string,
     readonly classes: readonly string[],
     /** The image size it was trained at last. */
     readonly size: number,
     readonly normalize: Stats,
-  ) {}
+  ) {
+    super('Predictor', native);
+  }
 
   /** Loads what `Learner.export` (or `save`) wrote. Default device `LEARNER_DEFAULTS.device`. */
   static async load(file: string, options: { device?: string } = {}): Promise<Predictor> {
@@ -41,28 +42,11 @@ export class Predictor {
 
   /** The native model (for what this class does not wrap). */
   get model(): NativeModel {
-    this.checkLive();
-    return this.native;
+    return this.live();
   }
 
-  predict(images: PredictInput): Promise<PredictResult> {
-    this.checkLive();
-    return predictWith(this.native, this.classes, images);
-  }
-
-  /** Frees the native model now; any later call throws. Safe to call twice. */
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.native.dispose();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.dispose();
-  }
-
-  private checkLive(): void {
-    if (this.disposed) throw new Error('Predictor: used after dispose()');
+  async predict(images: PredictInput): Promise<PredictResult> {
+    return predictWith(this.live(), this.classes, images);
   }
 }
 
