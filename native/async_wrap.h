@@ -10,7 +10,9 @@
 #include <string>
 #include <utility>
 
+#include "batch_schema.h"
 #include "errors.h"
+#include "js_values.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -95,6 +97,19 @@ class AsyncWrap : public Napi::ObjectWrap<Derived> {
   void post(std::function<void(Core&)> work) {
     worker_->post([core = core_, work = std::move(work)](bool cancelled) {
       if (!cancelled) work(*core);
+    });
+  }
+
+  // predict(batch) of every class with a Core::predict: an unmixed batch (labels optional) ->
+  // softmax probabilities, n*numClasses, resolved as a Float32Array.
+  Napi::Value predictCall(const Napi::CallbackInfo& info, int64_t numClasses) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      auto batch = ownedBatch(info[0], numClasses);
+      if (batch->mix) badInput("batch.mix is for training only; predict takes unmixed batches");
+      return schedule<at::Tensor>(
+          env, [batch](Core& core) { return core.predict(*batch); },
+          [](Napi::Env env, at::Tensor& probs) -> Napi::Value { return toFloat32Array(env, probs); });
     });
   }
 

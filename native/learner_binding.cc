@@ -103,16 +103,7 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
     });
   }
 
-  Napi::Value Predict(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return async(env, [&]() -> Napi::Value {
-      auto batch = ownedBatch(info[0], numClasses_);
-      if (batch->mix) badInput("batch.mix is for training only; predict takes unmixed batches");
-      return schedule<torch::Tensor>(
-          env, [batch](LearnerCore& core) { return core.predict(*batch); },
-          [](Napi::Env env, torch::Tensor& probs) -> Napi::Value { return toFloat32Array(env, probs); });
-    });
-  }
+  Napi::Value Predict(const Napi::CallbackInfo& info) { return predictCall(info, numClasses_); }
 
   Napi::Value Save(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -39,16 +39,7 @@ class Model : public AsyncWrap<Model, ModelCore> {
   }
 
  private:
-  Napi::Value Predict(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return async(env, [&]() -> Napi::Value {
-      auto batch = ownedBatch(info[0], numClasses_);
-      if (batch->mix) badInput("batch.mix is for training only; predict takes unmixed batches");
-      return schedule<torch::Tensor>(
-          env, [batch](ModelCore& core) { return core.predict(*batch); },
-          [](Napi::Env env, torch::Tensor& probs) -> Napi::Value { return toFloat32Array(env, probs); });
-    });
-  }
+  Napi::Value Predict(const Napi::CallbackInfo& info) { return predictCall(info, numClasses_); }
 
   // Loads the weights of a Learner's checkpoint and resolves with its meta text; the optimizer
   // state in the file is read and dropped on the worker thread.
