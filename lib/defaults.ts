@@ -95,6 +95,18 @@ export const TTA_DEFAULTS = frozen({ n: 4, beta: 0.25, useMax: false });
 /** The learning-rate finder. */
 export const LR_FIND_DEFAULTS = frozen({ startLr: 1e-7, endLr: 10, numIt: 100, stopDiv: true });
 
+/** Checks an image size and batch size against `LIMITS`; returns them. `who` starts the error message. */
+export function checkLoaderSettings<S extends { size: number; bs: number }>(settings: S, who: string): S {
+  const { size, bs } = LIMITS;
+  if (!Number.isInteger(settings.size) || settings.size < size.min || settings.size > size.max) {
+    throw new Error(`${who}size must be an integer in ${size.min}..${size.max}, got ${settings.size}`);
+  }
+  if (!Number.isInteger(settings.bs) || settings.bs < bs.min || settings.bs > bs.max) {
+    throw new Error(`${who}bs must be an integer in ${bs.min}..${bs.max}, got ${settings.bs}`);
+  }
+  return settings;
+}
+
 /** The fill-in of an options object: `defaults` overridden by every field of `options` that is set. */
 export function withDefaults<D extends object>(defaults: Readonly<D>, options: { [K in keyof D]?: D[K] | undefined } = {}): D {
   const set = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));

@@ -16,7 +16,7 @@
  *   the device then applies only the remaining random transforms.
  */
 import * as path from 'path';
-import { DATA_SEED } from '../defaults';
+import { DATA_SEED, checkLoaderSettings } from '../defaults';
 import type { Batch, DataLoader, DataLoaders, Item, LoaderSettings, SkippedFile } from './types';
 import type { NativeAugment } from '../native';
 import { AUG_DEFAULTS, resolveAugment, sampleAugment, type AugmentOptions, type ResolvedAugmentOptions } from './augment';
@@ -96,10 +96,7 @@ export function defaultPresize(size: number): number {
 type PassMode = 'train' | 'valid' | 'tta';
 
 function checkSettings(settings: LoaderSettings): void {
-  if (!Number.isInteger(settings.size) || settings.size < 1 || settings.size > 4096) {
-    throw new Error(`loader: size must be an integer in [1, 4096], got ${settings.size}`);
-  }
-  if (!Number.isInteger(settings.bs) || settings.bs < 1) throw new Error(`loader: bs must be a positive integer, got ${settings.bs}`);
+  checkLoaderSettings(settings, 'loader: ');
 }
 
 /** A dataset with train and validation splits; `train`, `valid`, `validAugmented` are cheap views. */

@@ -5,7 +5,7 @@
  * interrupted fit is saved with them and resumed at the same step.
  */
 import type { LoaderSettings } from '../data/types';
-import { LEARNER_DEFAULTS, LIMITS } from '../defaults';
+import { LEARNER_DEFAULTS, checkLoaderSettings } from '../defaults';
 import {
   ConstantSchedule,
   ExponentialSchedule,
@@ -184,12 +184,5 @@ export function repeatEpochs(epochs: number, settings: LoaderSettings, phase: nu
 
 /** Checks loader settings against `LIMITS`; returns them. */
 export function checkSettings(settings: LoaderSettings): LoaderSettings {
-  const { size, bs } = LIMITS;
-  if (!Number.isInteger(settings.size) || settings.size < size.min || settings.size > size.max) {
-    throw new Error(`size: expected an integer in ${size.min}..${size.max}, got ${settings.size}`);
-  }
-  if (!Number.isInteger(settings.bs) || settings.bs < bs.min || settings.bs > bs.max) {
-    throw new Error(`bs: expected an integer in ${bs.min}..${bs.max}, got ${settings.bs}`);
-  }
-  return settings;
+  return checkLoaderSettings(settings, '');
 }
