@@ -12,7 +12,7 @@ import type { Position, StagePlan } from './plan';
 export const FORMAT_VERSION = 1;
 
 /** Normalisation stats as stored (null: x/255 only). */
-export type Stats = { mean: number[]; std: number[] } | null;
+export type NormalizeStats = { mean: number[]; std: number[] } | null;
 
 /** What a checkpoint's meta holds. */
 export interface CheckpointMeta {
@@ -20,7 +20,7 @@ export interface CheckpointMeta {
   version: typeof FORMAT_VERSION;
   arch: string;
   classes: string[];
-  normalize: Stats;
+  normalize: NormalizeStats;
   size: number;
   frozenTo: number;
   dataEpoch: number;

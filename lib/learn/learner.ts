@@ -12,7 +12,7 @@ import { IMAGENET_STATS, checkStats } from '../data/stats';
 import { FINE_TUNE_DEFAULTS, LABEL_SMOOTHING_EPS, LEARNER_DEFAULTS, LR_FIND_DEFAULTS, OPTIMIZER_DEFAULTS, withDefaults } from '../defaults';
 import { announceDevice, native, type NativeLearner } from '../native';
 import { LrFinder, MixCallback, ParamScheduler, ProgressiveResizing, Recorder, emptyHistory, type History } from './callbacks';
-import { parseMeta, writeSidecar, FORMAT_VERSION, type CheckpointMeta, type Stats } from './checkpoint';
+import { parseMeta, writeSidecar, FORMAT_VERSION, type CheckpointMeta, type NormalizeStats } from './checkpoint';
 import { Loop, validationPass, type LoopHost } from './loop';
 import { SmoothedLoss, valley, type LrFindOptions, type LrFindResult } from './lr-find';
 import { accuracy, type Metric } from './metrics';
@@ -60,7 +60,7 @@ export class Learner extends NativeOwner<NativeLearner> {
   readonly callbacks: Callback[];
   readonly mix: MixOptions | null;
   /** Normalisation applied on the device (null: x/255 only). */
-  readonly normalize: Stats;
+  readonly normalize: NormalizeStats;
   /** Loader settings of the last fit (validate, tta and lrFind use them by default). */
   settings: LoaderSettings;
   /** History of the last fit. */
@@ -399,7 +399,7 @@ function createNative(options: LearnerOptions) {
   return { o, classes, normalize, settings, model };
 }
 
-function resolveNormalize(option: LearnerNormalize, data: DataLoaders): Stats {
+function resolveNormalize(option: LearnerNormalize, data: DataLoaders): NormalizeStats {
   if (option === null) return null;
   if (option === 'data') return data.stats ? { mean: [...data.stats.mean], std: [...data.stats.std] } : null;
   return checkStats(option === 'imagenet' ? IMAGENET_STATS : option);

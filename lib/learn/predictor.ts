@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import { LEARNER_DEFAULTS } from '../defaults';
 import { announceDevice, native, type NativeModel } from '../native';
 import { NativeOwner } from '../util/native-owner';
-import { parseMeta, readSidecar, type Stats } from './checkpoint';
+import { parseMeta, readSidecar, type NormalizeStats } from './checkpoint';
 import type { PredictInput, PredictResult } from './options';
 
 /** An exported model for inference only: the native Model holds the network and no optimizer. */
@@ -14,7 +14,7 @@ export class Predictor extends NativeOwner<NativeModel> {
     readonly classes: readonly string[],
     /** The image size it was trained at last. */
     readonly size: number,
-    readonly normalize: Stats,
+    readonly normalize: NormalizeStats,
   ) {
     super('Predictor', native);
   }

@@ -47,3 +47,6 @@ export {
 export type { MixOptions } from '../learn';
 export type { TtaOptions } from '../learn';
 export type { LrFindOptions, LrFindResult } from '../learn';
+// The dispose contract Learner and Predictor share (dispose, Symbol.asyncDispose).
+export { NativeOwner } from '../util/native-owner';
+export type { NormalizeStats } from '../learn/checkpoint';
