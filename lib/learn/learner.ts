@@ -210,7 +210,7 @@ export class Learner extends NativeOwner<NativeLearner> {
       try {
         await this.model.save(saved, '{}');
         const callbacks = [...this.stepCallbacks(stages, emptyHistory(), new SmoothedLoss(LEARNER_DEFAULTS.lossBeta)), finder];
-        await new Loop({ ...this.loopHost(), settingsChanged: () => {} }, { stages, from: { ...START }, settings, callbacks, records: [] }).execute();
+        await new Loop(this.loopHost({ keepSettings: false }), { stages, from: { ...START }, settings, callbacks, records: [] }).execute();
         const suggestion = valley(finder.lrs, finder.losses, o.numIt);
         return { lrs: finder.lrs, losses: finder.losses, valley: suggestion.lr, valleyIndex: suggestion.index };
       } finally {
@@ -268,7 +268,8 @@ export class Learner extends NativeOwner<NativeLearner> {
     };
   }
 
-  private loopHost(): LoopHost {
+  /** This learner as the loop sees it; `keepSettings: false` leaves `settings` as they are (the lr finder). */
+  private loopHost({ keepSettings = true } = {}): LoopHost {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the host reads and writes this learner's state
     const learner = this;
     return {
@@ -283,7 +284,9 @@ export class Learner extends NativeOwner<NativeLearner> {
         learner.dataEpoch = value;
       },
       setFrozen: (upTo) => this.setFrozen(upTo),
-      settingsChanged: (settings) => (this.settings = settings),
+      settingsChanged: (settings) => {
+        if (keepSettings) this.settings = settings;
+      },
       save: (file) => this.save(file),
       load: async (file) => void (await this.load(file)),
       exportModel: (file) => this.export(file),
@@ -293,7 +296,7 @@ export class Learner extends NativeOwner<NativeLearner> {
   /** The loop's own callbacks: what every training step needs. */
   private stepCallbacks(stages: readonly StagePlan[], history: History, smooth: SmoothedLoss): Callback[] {
     const callbacks: Callback[] = [new ProgressiveResizing(stages), new ParamScheduler(stages), new Recorder(history, smooth, stages)];
-    if (this.mix) callbacks.push(new MixCallback(this.mix, this.seed, () => this.dataEpoch));
+    if (this.mix) callbacks.push(new MixCallback(this.mix, this.seed));
     return callbacks;
   }
 

@@ -47,6 +47,8 @@ export interface FitControl {
    * change the size and batch size of the epoch's training and validation batches.
    */
   settings: LoaderSettings;
+  /** The loaders' epoch index of the current epoch (counted over the learner's life; seeds shuffles and mix draws). */
+  readonly dataEpoch: number;
   /** Training steps done in this fit, and the fit's total. */
   step: number;
   readonly totalSteps: number;

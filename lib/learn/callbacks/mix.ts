@@ -11,15 +11,13 @@ export class MixCallback implements Callback {
   constructor(
     private readonly options: MixOptions,
     private readonly seed: number,
-    /** The loaders' epoch index of the current epoch. */
-    private readonly dataEpoch: () => number,
   ) {}
 
   beforeBatch(control: FitControl): void {
     const batch = control.batch;
     if (!control.training || !batch) return;
     // A stream per batch: resuming mid-epoch draws the same mixes.
-    const rng = Random.stream(this.seed, 'mix', this.dataEpoch(), control.batchIndex);
+    const rng = Random.stream(this.seed, 'mix', control.dataEpoch, control.batchIndex);
     control.mix = sampleMix(this.options, batch.n, batch.augment?.size ?? batch.w, batch.augment?.size ?? batch.h, rng);
   }
 }

@@ -1,7 +1,7 @@
 /** The recorder: the smoothed training loss and the per-step history of a fit. */
 import type { SmoothedLoss } from '../lr-find';
 import type { StagePlan } from '../plan';
-import type { Callback, FitControl } from '../types';
+import type { Callback, EpochRecord, FitControl } from '../types';
 
 /** Training history of a fit, for plots. */
 export interface History {
@@ -11,7 +11,7 @@ export interface History {
   /** Raw and smoothed training loss at every step. */
   losses: number[];
   smoothLosses: number[];
-  records: import('../types').EpochRecord[];
+  records: EpochRecord[];
 }
 
 export function emptyHistory(): History {
