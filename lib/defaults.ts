@@ -64,6 +64,23 @@ export const LEARNER_DEFAULTS = frozen({
   lossBeta: 0.98,
 });
 
+/**
+ * Data-parallel training (`DistributedOptions`): where the rendezvous is, and how long a rank
+ * waits. torchrun's default port; a collective that waits longer than `timeout` seconds ends the
+ * run with an error naming the rank at fault (PyTorch's default, 30 minutes, hides a hung rank
+ * for that long); `joinTimeout` covers ranks that start later than others (other machines).
+ */
+export const DISTRIBUTED_DEFAULTS = frozen({
+  masterAddr: '127.0.0.1',
+  masterPort: 29500,
+  backend: 'auto' as 'auto' | 'gloo' | 'nccl',
+  /** Seconds. */
+  timeout: 30,
+  /** Seconds. */
+  joinTimeout: 300,
+  overlap: true,
+});
+
 /** aug_transforms' defaults (fastai): the device augmentation of training batches. */
 export const AUGMENT_DEFAULTS = frozen({
   mult: 1,

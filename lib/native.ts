@@ -45,7 +45,8 @@ export interface NativeInfo {
    */
   threads: number;
   /**
-   * Compiled and usable features: "cuda", "cudnn", "mkldnn", "mkl", "openmp", and, when a CUDA
+   * Compiled and usable features: "cuda", "cudnn", "mkldnn", "mkl", "openmp", the data-parallel
+   * backends "c10d-gloo" and "c10d-nccl", and, when a CUDA
    * device is usable, "amp-bf16", "amp-fp16", "pinned-memory", "channels-last".
    */
   features: string[];
@@ -141,6 +142,47 @@ export interface NativeLearnerOptions extends NativeModelOptions {
   labelSmoothing?: number;
   /** Seeds weight initialisation (the same seed gives the same weights). */
   seed?: number;
+  /** BatchNorm layers use their running statistics while training and leave them unchanged. */
+  frozenBatchNorm?: boolean;
+}
+
+/**
+ * How a native Learner joins a data-parallel group (`NativeLearner.joinGroup`). Every field is
+ * required: lib/learn/distributed.ts resolves them from the torchrun environment or the user's options.
+ */
+export interface NativeGroupOptions {
+  rank: number;
+  worldSize: number;
+  /** Host of the rendezvous store (rank 0's machine, or torchrun's agent). */
+  masterAddr: string;
+  masterPort: number;
+  /** Rank 0 hosts the store (false under torchrun, whose agent already does). */
+  hostStore: boolean;
+  /** Key prefix in the store. */
+  prefix: string;
+  /** Network interface for Gloo ('' = the one that routes to masterAddr). */
+  iface: string;
+  backend: 'auto' | 'gloo' | 'nccl';
+  /** Limit of one collective, and of the rendezvous, in milliseconds. */
+  timeoutMs: number;
+  joinTimeoutMs: number;
+  /** All-reduce gradient buckets from backward's hooks (true) or after backward (false). */
+  overlap: boolean;
+}
+
+/** The group a learner joined. */
+export interface NativeGroup {
+  rank: number;
+  worldSize: number;
+  backend: 'gloo' | 'nccl';
+}
+
+/** What a training step resolves with. */
+export interface NativeStepResult {
+  /** The batch's mean loss (in a data-parallel group: the mean over every rank). */
+  loss: number;
+  /** In a data-parallel group: some rank called `requestStop`, so every rank stops here. */
+  stop: boolean;
 }
 
 export interface NativeParam {
@@ -179,7 +221,7 @@ export interface NativeLearner {
    * Forward, backward and an optimizer step; resolves with the batch's mean loss. A NaN or
    * infinite loss rejects and leaves the weights as they were.
    */
-  trainStep(batch: NativeBatch, hyper: NativeHyper): Promise<{ loss: number }>;
+  trainStep(batch: NativeBatch, hyper: NativeHyper): Promise<NativeStepResult>;
   /** Forward in eval mode without gradients; loss uses the learner's label smoothing. */
   evalStep(batch: NativeBatch, options?: { probs?: boolean }): Promise<NativeEvalResult>;
   /** Softmax probabilities, n*numClasses, eval mode. */
@@ -203,6 +245,22 @@ export interface NativeLearner {
   /** Loads a torch.save(model.state_dict()) file; skipHead leaves the classifier when shapes differ. */
   loadTorchvision(file: string, options?: { skipHead?: boolean }): Promise<NativeLoadReport>;
   parameters(): NativeParam[];
+  /** The floating-point weights (parameters and buffers, by state_dict name), flattened, as a copy. */
+  stateDict(): Promise<Record<string, Float32Array>>;
+  /**
+   * Joins a data-parallel group: blocks (on the learner's thread) until every rank has joined,
+   * then copies rank 0's weights to every rank. From then on each training step averages the
+   * gradients over the ranks, and its loss is the mean over the ranks.
+   */
+  joinGroup(options: NativeGroupOptions): Promise<NativeGroup>;
+  /** Sums the values over every rank, in call order with the steps (the values themselves without a group). */
+  allReduce(values: readonly number[] | Float64Array): Promise<Float64Array>;
+  /** Tells the other ranks that this one fails with `message`: they stop at their next collective and name it. */
+  reportFailure(message: string): Promise<void>;
+  /** Every rank stops after the next training step (its result says `stop`); safe while a step runs. */
+  requestStop(): void;
+  /** Seconds spent waiting for collectives: the gradient all-reduces, and all of them. */
+  groupStats(): Promise<{ gradientWaitSeconds: number; waitSeconds: number }>;
   /**
    * Frees native memory now: waits for the running step, rejects queued calls, stops the
    * thread. The learner is unusable afterwards. Garbage collection does the same.
@@ -367,7 +425,7 @@ function modelDefaults(): Required<Omit<NativeModelOptions, 'arch' | 'numClasses
 }
 function learnerDefaults(): Required<Omit<NativeLearnerOptions, 'arch' | 'numClasses'>> {
   const { kind, weightDecay, beta2, eps } = OPTIMIZER_DEFAULTS;
-  return { ...modelDefaults(), optimizer: kind, weightDecay, beta2, eps, labelSmoothing: 0, seed: LEARNER_DEFAULTS.seed };
+  return { ...modelDefaults(), optimizer: kind, weightDecay, beta2, eps, labelSmoothing: 0, seed: LEARNER_DEFAULTS.seed, frozenBatchNorm: false };
 }
 
 /**

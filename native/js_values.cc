@@ -97,6 +97,12 @@ std::string stringArg(const Napi::Value& value, const std::string& what) {
   return value.As<Napi::String>().Utf8Value();
 }
 
+bool boolField(const Napi::Object& object, const char* key, const std::string& what) {
+  const auto value = object.Get(key);
+  if (!value.IsBoolean()) badInput(what + " must be true or false; got " + describe(value));
+  return value.As<Napi::Boolean>().Value();
+}
+
 std::string stringField(const Napi::Object& object, const char* key, const std::string& what) {
   return stringArg(object.Get(key), what);
 }

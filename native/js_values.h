@@ -32,6 +32,7 @@ double numberField(const Napi::Object& object, const char* key, const std::strin
 int64_t wholeNumber(const Napi::Value& value, const std::string& what, int64_t min, int64_t max);
 int64_t wholeNumber(const Napi::Value& value, const std::string& what, int64_t min, int64_t max, const char* noun);
 int64_t intField(const Napi::Object& object, const char* key, const std::string& what, int64_t min, int64_t max);
+bool boolField(const Napi::Object& object, const char* key, const std::string& what);
 std::string stringField(const Napi::Object& object, const char* key, const std::string& what);
 std::string stringArg(const Napi::Value& value, const std::string& what);
 

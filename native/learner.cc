@@ -6,6 +6,7 @@
 
 #include <c10/core/DeviceGuard.h>
 
+#include "errors.h"
 #include "losses.h"
 
 namespace torchts {
@@ -100,19 +101,41 @@ bool LearnerCore::unscaleGradients() {
   return torch::stack(finite).all().item<bool>();
 }
 
-double LearnerCore::trainStep(const BatchSpec& batch, const Hyper& hyper) {
+void LearnerCore::trainMode() {
+  model_.network().train();
+  if (!options_.frozenBatchNorm) return;
+  for (const auto& module : model_.network().modules(false)) {
+    if (module->as<torch::nn::BatchNorm2d>()) module->eval();
+  }
+}
+
+StepResult LearnerCore::trainStep(const BatchSpec& batch, const Hyper& hyper) {
   c10::DeviceGuard deviceGuard(device());  // the current CUDA device of this thread, for cuda:N
   applyHyper(hyper);
-  model_.network().train();
+  trainMode();
   auto x = model_.inputs(batch);
   auto logits = model_.forward(x);
   auto loss = batchLoss(logits, model_.onDevice(batch.labels), model_.onDevice(batch.targets), batch.mix,
                         options_.labelSmoothing)
                   .mean();
   zeroGrad();
+  ++steps_;
   const bool scaling = options_.model.amp == Amp::FP16 && device().is_cuda();
-  (scaling ? loss * lossScale_ : loss).backward();
-  const double value = loss.item<double>();
+  if (parallel_) parallel_->beforeBackward(steps_);
+  try {
+    (scaling ? loss * lossScale_ : loss).backward();
+  } catch (...) {
+    if (parallel_) parallel_->abandonStep();
+    throw;
+  }
+  double value = loss.item<double>();
+  bool stop = false;
+  if (parallel_) {
+    // Every rank gets the same mean loss, so all of them take the same branch below.
+    const auto agreed = parallel_->afterBackward(value, stopRequested_.exchange(false));
+    value = agreed.meanLoss;
+    stop = agreed.stop;
+  }
   if (!std::isfinite(value)) {
     zeroGrad();
     std::ostringstream message;
@@ -126,14 +149,26 @@ double LearnerCore::trainStep(const BatchSpec& batch, const Hyper& hyper) {
     lossScale_ /= 2;
     goodSteps_ = 0;
     zeroGrad();
-    return value;
+    return {value, stop};
   }
   optimizer_->step();
   if (scaling && ++goodSteps_ >= kScaleGrowthInterval) {
     lossScale_ *= 2;
     goodSteps_ = 0;
   }
-  return value;
+  return {value, stop};
+}
+
+void LearnerCore::joinGroup(const GroupOptions& options, bool overlap) {
+  if (parallel_) badInput("joinGroup: this learner already belongs to a process group");
+  c10::DeviceGuard deviceGuard(device());
+  parallel_ = std::make_unique<DataParallel>(options, model_.network(), device(), overlap);
+}
+
+std::vector<double> LearnerCore::allReduce(const std::vector<double>& values) {
+  if (!parallel_) return values;
+  c10::DeviceGuard deviceGuard(device());
+  return parallel_->allReduce(values);
 }
 
 EvalResult LearnerCore::evalStep(const BatchSpec& batch, bool wantProbs) {
@@ -243,12 +278,15 @@ std::string LearnerCore::load(const std::string& path) {
   }
   if (meta("lossScale") != "?") lossScale_ = std::stod(meta("lossScale"));
   goodSteps_ = 0;
+  // Every rank read the same file; copying rank 0's weights makes sure they match bit for bit.
+  if (parallel_) parallel_->syncFromRankZero("loading " + path);
   return userMeta(rest);
 }
 
 LoadReport LearnerCore::loadTorchvision(const std::string& path, bool skipHead) {
   auto report = model_.loadTorchvision(path, skipHead);
   buildOptimizer();
+  if (parallel_) parallel_->syncFromRankZero("loading " + path);
   return report;
 }
 

@@ -1,6 +1,7 @@
 // Learner core: a model (model.h) with its optimizer and its loss. Plain C++; every method
 // except the constructor runs on the Learner's worker thread (learner_binding.cc).
 #pragma once
+#include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "augment.h"
 #include "checkpoint.h"
+#include "data_parallel.h"
 #include "model.h"
 #include "torch_compat.h"
 
@@ -24,6 +26,14 @@ struct LearnerOptions {
   double eps;
   double labelSmoothing;
   uint64_t seed;
+  // BatchNorm layers use their running statistics while training (and leave them unchanged).
+  bool frozenBatchNorm;
+};
+
+// What a training step reports.
+struct StepResult {
+  double loss;  // data-parallel: the mean over every rank
+  bool stop;    // data-parallel: some rank asked to stop after this step (requestStop)
 };
 
 // The step's hyper-parameters: one lr per group (stem, body, head), or one for all, and
@@ -56,7 +66,7 @@ class LearnerCore {
   // Seeds the global generator with options.seed, then builds the model: same seed, same weights.
   explicit LearnerCore(const LearnerOptions& options);
 
-  double trainStep(const BatchSpec& batch, const Hyper& hyper);
+  StepResult trainStep(const BatchSpec& batch, const Hyper& hyper);
   EvalResult evalStep(const BatchSpec& batch, bool wantProbs);
   torch::Tensor predict(const BatchSpec& batch) { return model_.predict(batch); }
 
@@ -69,11 +79,26 @@ class LearnerCore {
   std::string load(const std::string& path);
   LoadReport loadTorchvision(const std::string& path, bool skipHead);
 
+  // The weights as a checkpoint holds them: parameters, then buffers, on the CPU.
+  NamedTensors stateDict() const { return model_.checkpoint().tensors; }
+
   // Names, shapes and groups (immutable after construction); `frozenUpTo` gives trainable.
   std::vector<ParamInfo> parameters(int frozenUpTo) const;
   int groupCount() const { return model_.groupCount(); }
   int64_t numClasses() const { return model_.options().numClasses; }
   const torch::Device& device() const { return model_.device(); }
+
+  // Data-parallel training (data_parallel.h): joins the group; from then on every step averages
+  // the gradients over the ranks.
+  void joinGroup(const GroupOptions& options, bool overlap);
+  const DataParallel* parallel() const { return parallel_.get(); }
+  // Sums `values` over every rank (the values themselves when there is no group).
+  std::vector<double> allReduce(const std::vector<double>& values);
+  void reportFailure(const std::string& message) noexcept {
+    if (parallel_) parallel_->reportFailure(message);
+  }
+  // Safe from any thread: the ranks stop together after the next step (StepResult::stop).
+  void requestStop() const { stopRequested_ = true; }
 
  private:
   struct OptGroup {
@@ -84,6 +109,9 @@ class LearnerCore {
   void buildOptimizer();
   void applyHyper(const Hyper& hyper);
   void zeroGrad();
+  // Train mode, but BatchNorm in eval mode when its statistics are frozen.
+  void trainMode();
+
   // fp16 loss scaling: unscales the gradients; false when one is not finite (skip the step).
   bool unscaleGradients();
   NamedTensors optimizerState() const;
@@ -100,6 +128,9 @@ class LearnerCore {
   static constexpr int kScaleGrowthInterval = 2000;
   double lossScale_ = kInitialLossScale;
   int goodSteps_ = 0;
+  std::unique_ptr<DataParallel> parallel_;
+  int64_t steps_ = 0;
+  mutable std::atomic<bool> stopRequested_{false};
 };
 
 }  // namespace torchts

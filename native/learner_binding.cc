@@ -40,6 +40,12 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
                            InstanceMethod<&Learner::Load>("load"),
                            InstanceMethod<&Learner::LoadTorchvision>("loadTorchvision"),
                            InstanceMethod<&Learner::Parameters>("parameters"),
+                           InstanceMethod<&Learner::StateDict>("stateDict"),
+                           InstanceMethod<&Learner::JoinGroup>("joinGroup"),
+                           InstanceMethod<&Learner::AllReduce>("allReduce"),
+                           InstanceMethod<&Learner::ReportFailure>("reportFailure"),
+                           InstanceMethod<&Learner::RequestStop>("requestStop"),
+                           InstanceMethod<&Learner::GroupStats>("groupStats"),
                            InstanceMethod<&Learner::Dispose>("dispose"),
                            InstanceAccessor<&Learner::Device>("device"),
                            InstanceAccessor<&Learner::GroupCount>("groupCount"),
@@ -75,11 +81,12 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
     return async(env, [&]() -> Napi::Value {
       auto batch = labelledBatch(info[0], "a training batch");
       auto hyper = parseHyper(info[1], groupCount_);
-      return schedule<double>(
+      return schedule<StepResult>(
           env, [batch, hyper](LearnerCore& core) { return core.trainStep(*batch, hyper); },
-          [](Napi::Env env, double& loss) -> Napi::Value {
+          [](Napi::Env env, StepResult& result) -> Napi::Value {
             auto out = Napi::Object::New(env);
-            out.Set("loss", loss);
+            out.Set("loss", result.loss);
+            out.Set("stop", result.stop);
             return out;
           });
     });
@@ -180,6 +187,100 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
         out.Set(i, item);
       }
       return out;
+    });
+  }
+
+  // The floating-point weights (parameters and buffers) by state_dict name, as Float32Arrays.
+  Napi::Value StateDict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      return schedule<NamedTensors>(
+          env, [](LearnerCore& core) { return core.stateDict(); },
+          [](Napi::Env env, NamedTensors& tensors) -> Napi::Value {
+            auto out = Napi::Object::New(env);
+            for (const auto& [name, t] : tensors) {
+              if (t.is_floating_point()) out.Set(name, toFloat32Array(env, t.reshape(-1)));
+            }
+            return out;
+          });
+    });
+  }
+
+  // Joins a data-parallel group on the worker thread (the rendezvous blocks until every rank is
+  // there); resolves with {rank, worldSize, backend}.
+  Napi::Value JoinGroup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      auto options = parseGroupOptions(info[0]);
+      const bool overlap = boolField(info[0].As<Napi::Object>(), "overlap", "joinGroup options.overlap");
+      return schedule<GroupOptions>(
+          env,
+          [options, overlap](LearnerCore& core) {
+            core.joinGroup(options, overlap);
+            auto joined = options;
+            joined.backend = core.parallel()->group().backend();
+            return joined;
+          },
+          [](Napi::Env env, GroupOptions& joined) -> Napi::Value {
+            auto out = Napi::Object::New(env);
+            out.Set("rank", joined.rank);
+            out.Set("worldSize", joined.worldSize);
+            out.Set("backend", joined.backend);
+            return out;
+          });
+    });
+  }
+
+  // Sums numbers over every rank, in queue order with the steps; resolves with a Float64Array.
+  Napi::Value AllReduce(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      auto values = numberList(info[0], "allReduce(values): values");
+      return schedule<std::vector<double>>(
+          env, [values](LearnerCore& core) { return core.allReduce(values); },
+          [](Napi::Env env, std::vector<double>& sums) -> Napi::Value {
+            auto out = Napi::Float64Array::New(env, sums.size());
+            std::copy(sums.begin(), sums.end(), out.Data());
+            return out;
+          });
+    });
+  }
+
+  // Tells the other ranks why this one is about to stop, so they name it instead of timing out.
+  Napi::Value ReportFailure(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      auto message = stringArg(info[0], "reportFailure(message): message");
+      return schedule<bool>(
+          env, [message](LearnerCore& core) { core.reportFailure(message); return true; },
+          [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+    });
+  }
+
+  // Synchronous, safe while a step runs: every rank stops after the next step (trainStep's stop).
+  Napi::Value RequestStop(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    requireLive(env);
+    core().requestStop();
+    return env.Undefined();
+  }
+
+  // Seconds spent waiting for collectives: {gradientWait, total}.
+  Napi::Value GroupStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      return schedule<std::pair<double, double>>(
+          env,
+          [](LearnerCore& core) {
+            const auto* p = core.parallel();
+            return p ? std::make_pair(p->gradientWaitSeconds(), p->group().waitSeconds()) : std::make_pair(0.0, 0.0);
+          },
+          [](Napi::Env env, std::pair<double, double>& s) -> Napi::Value {
+            auto out = Napi::Object::New(env);
+            out.Set("gradientWaitSeconds", s.first);
+            out.Set("waitSeconds", s.second);
+            return out;
+          });
     });
   }
 

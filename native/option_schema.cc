@@ -71,7 +71,29 @@ LearnerOptions parseLearnerOptions(const Napi::Value& value) {
   const double eps = numberInRange(object, "eps", 0.0, 1.0);
   const double labelSmoothing = numberInRange(object, "labelSmoothing", 0.0, 1.0);
   const auto seed = static_cast<uint64_t>(intField(object, "seed", "options.seed", 0, kMaxSeed));
-  return LearnerOptions{std::move(model), optimizer, weightDecay, beta2, eps, labelSmoothing, seed};
+  const bool frozenBatchNorm = boolField(object, "frozenBatchNorm", "options.frozenBatchNorm");
+  return LearnerOptions{std::move(model), optimizer, weightDecay, beta2, eps, labelSmoothing, seed, frozenBatchNorm};
+}
+
+GroupOptions parseGroupOptions(const Napi::Value& value) {
+  auto object = objectArg(value, "joinGroup options");
+  GroupOptions o;
+  o.worldSize = static_cast<int>(intField(object, "worldSize", "joinGroup options.worldSize", 1, 1 << 20));
+  o.rank = static_cast<int>(intField(object, "rank", "joinGroup options.rank", 0, o.worldSize - 1));
+  o.masterAddr = stringField(object, "masterAddr", "joinGroup options.masterAddr");
+  if (o.masterAddr.empty()) badInput("joinGroup options.masterAddr must name the host of rank 0; got an empty string");
+  o.masterPort = static_cast<int>(intField(object, "masterPort", "joinGroup options.masterPort", 1, 65535));
+  o.hostStore = boolField(object, "hostStore", "joinGroup options.hostStore");
+  o.prefix = stringField(object, "prefix", "joinGroup options.prefix");
+  o.iface = stringField(object, "iface", "joinGroup options.iface");
+  o.backend = stringField(object, "backend", "joinGroup options.backend");
+  if (o.backend != "auto" && o.backend != "gloo" && o.backend != "nccl") {
+    badInput("joinGroup options.backend is '" + o.backend + "'; expected 'auto', 'gloo' or 'nccl'");
+  }
+  constexpr int64_t kDay = 24 * 3600 * 1000;
+  o.timeout = std::chrono::milliseconds(intField(object, "timeoutMs", "joinGroup options.timeoutMs", 100, kDay));
+  o.joinTimeout = std::chrono::milliseconds(intField(object, "joinTimeoutMs", "joinGroup options.joinTimeoutMs", 100, kDay));
+  return o;
 }
 
 Hyper parseHyper(const Napi::Value& value, int groupCount) {

@@ -11,8 +11,11 @@ namespace torchts {
 
 // {arch, numClasses, device, mean, std, amp}; mean and std are null for no normalisation.
 ModelOptions parseModelOptions(const Napi::Value& value, const std::string& what);
-// The model's fields plus {optimizer, weightDecay, beta2, eps, labelSmoothing, seed}.
+// The model's fields plus {optimizer, weightDecay, beta2, eps, labelSmoothing, seed, frozenBatchNorm}.
 LearnerOptions parseLearnerOptions(const Napi::Value& value);
+// {rank, worldSize, masterAddr, masterPort, hostStore, prefix, iface, backend, timeoutMs,
+// joinTimeoutMs}: how a Learner joins a data-parallel group (process_group.h).
+GroupOptions parseGroupOptions(const Napi::Value& value);
 // {lrs, mom}: one lr, or one per group, each finite and >= 0; mom in [0, 1).
 Hyper parseHyper(const Napi::Value& value, int groupCount);
 

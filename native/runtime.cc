@@ -8,6 +8,7 @@
 
 #include "errors.h"
 #include "js_values.h"
+#include "process_group.h"
 #include "input_limits.h"
 #include "models/registry.h"
 #include "worker.h"
@@ -41,6 +42,7 @@ Napi::Array features(Napi::Env env, bool cuda) {
   if (at::hasMKLDNN()) add("mkldnn");
   if (at::hasMKL()) add("mkl");
   if (at::hasOpenMP()) add("openmp");
+  for (const auto& backend : distributedBackends()) add(("c10d-" + backend).c_str());
   if (cuda) {
     add("amp-bf16");
     add("amp-fp16");

@@ -17,7 +17,7 @@
  */
 import * as path from 'path';
 import { DATA_SEED, checkLoaderSettings } from '../defaults';
-import type { Batch, DataLoader, DataLoaders, Item, LoaderSettings, SkippedFile } from './types';
+import type { Batch, DataLoader, DataLoaders, Item, LoaderSettings, Shard, SkippedFile } from './types';
 import type { NativeAugment } from '../native';
 import { AUG_DEFAULTS, resolveAugment, sampleAugment, type AugmentOptions, type ResolvedAugmentOptions } from './augment';
 import { PresizeCache, datasetKey } from './cache';
@@ -99,6 +99,32 @@ function checkSettings(settings: LoaderSettings): void {
   checkLoaderSettings(settings, 'loader: ');
 }
 
+/** True for a shard of a group of more than one (a world of one reads everything). */
+function sharded(shard: Shard | undefined): shard is Shard {
+  if (!shard) return false;
+  const { rank, worldSize } = shard;
+  if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
+    throw new Error(`loader: shard must be { rank, worldSize } with 0 <= rank < worldSize, got ${JSON.stringify(shard)}`);
+  }
+  return worldSize > 1;
+}
+
+/**
+ * DistributedSampler's shard: the order padded with its own start to a multiple of worldSize,
+ * then every worldSize-th item from rank, so every rank gets the same number of items.
+ */
+export function trainShard(order: readonly number[], shard: Shard): number[] {
+  const perRank = Math.ceil(order.length / shard.worldSize);
+  const out: number[] = [];
+  for (let i = shard.rank; i < perRank * shard.worldSize; i += shard.worldSize) out.push(order[i % order.length]);
+  return out;
+}
+
+/** Every worldSize-th item from rank, unpadded: the shards partition the split exactly. */
+function validShard(indices: number[], shard: Shard | undefined): number[] {
+  return sharded(shard) ? indices.filter((_, i) => i % shard.worldSize === shard.rank) : indices;
+}
+
 /** A dataset with train and validation splits; `train`, `valid`, `validAugmented` are cheap views. */
 export class ImageDataLoaders implements DataLoaders {
   readonly classes: readonly string[];
@@ -151,22 +177,24 @@ export class ImageDataLoaders implements DataLoaders {
     return value;
   }
 
-  train(settings: LoaderSettings, epoch: number): DataLoader {
+  train(settings: LoaderSettings, epoch: number, shard?: Shard): DataLoader {
     checkSettings(settings);
     if (!Number.isInteger(epoch) || epoch < 0) throw new Error(`loader: epoch must be a non-negative integer, got ${epoch}`);
-    const order = Random.stream(this.seed, 'train', epoch, 'shuffle').permutation(this.trainItems.length);
-    return new ImageLoader(this, 'train', Array.from(order), settings, true, ['train', epoch]);
+    const order = Array.from(Random.stream(this.seed, 'train', epoch, 'shuffle').permutation(this.trainItems.length));
+    if (!sharded(shard)) return new ImageLoader(this, 'train', order, settings, true, ['train', epoch]);
+    return new ImageLoader(this, 'train', trainShard(order, shard), settings, true, ['train', epoch, 'rank', shard.rank]);
   }
 
-  valid(settings: LoaderSettings): DataLoader {
+  valid(settings: LoaderSettings, shard?: Shard): DataLoader {
     checkSettings(settings);
-    return new ImageLoader(this, 'valid', this.validIndices(), settings, false, ['valid']);
+    return new ImageLoader(this, 'valid', validShard(this.validIndices(), shard), settings, false, ['valid']);
   }
 
-  validAugmented(settings: LoaderSettings, pass: number): DataLoader {
+  validAugmented(settings: LoaderSettings, pass: number, shard?: Shard): DataLoader {
     checkSettings(settings);
     if (!Number.isInteger(pass) || pass < 0) throw new Error(`loader: pass must be a non-negative integer, got ${pass}`);
-    return new ImageLoader(this, 'tta', this.validIndices(), settings, false, ['tta', pass]);
+    const keys: StreamKey[] = sharded(shard) ? ['tta', pass, 'rank', shard.rank] : ['tta', pass];
+    return new ImageLoader(this, 'tta', validShard(this.validIndices(), shard), settings, false, keys);
   }
 
   private validIndices(): number[] {

@@ -55,6 +55,14 @@ export interface LoaderSettings {
 }
 
 /**
+ * One rank's part of a data-parallel run: rank r of worldSize reads a disjoint shard of every pass.
+ */
+export interface Shard {
+  rank: number;
+  worldSize: number;
+}
+
+/**
  * A dataset with a training and a validation split. Loaders are cheap views:
  * changing size or batch size between phases does not rebuild the dataset.
  */
@@ -62,12 +70,17 @@ export interface DataLoaders {
   readonly classes: readonly string[];
   readonly trainItems: readonly Item[];
   readonly validItems: readonly Item[];
-  /** Training pass for `epoch` (seeded shuffle per epoch, dropLast, random augmentation). */
-  train(settings: LoaderSettings, epoch: number): DataLoader;
-  /** Validation pass (no shuffle, centre crop, no augmentation). */
-  valid(settings: LoaderSettings): DataLoader;
-  /** Validation items with TRAINING transforms, for test-time augmentation pass `pass`. */
-  validAugmented(settings: LoaderSettings, pass: number): DataLoader;
+  /**
+   * Training pass for `epoch` (seeded shuffle per epoch, dropLast, random augmentation). With a
+   * `shard`, as PyTorch's DistributedSampler: the epoch's permutation padded (repeating its start)
+   * to a multiple of worldSize, every worldSize-th item from `rank`; the random transforms are
+   * drawn per (seed, epoch, rank).
+   */
+  train(settings: LoaderSettings, epoch: number, shard?: Shard): DataLoader;
+  /** Validation pass (no shuffle, centre crop, no augmentation). With a `shard`, every worldSize-th item from `rank`, unpadded, so the shards add up to the split exactly. */
+  valid(settings: LoaderSettings, shard?: Shard): DataLoader;
+  /** Validation items with TRAINING transforms, for test-time augmentation pass `pass` (sharded as `valid`). */
+  validAugmented(settings: LoaderSettings, pass: number, shard?: Shard): DataLoader;
   /** Per-channel mean/std in [0,1] units used to normalise, or null for none. */
   readonly stats: { mean: number[]; std: number[] } | null;
 }

@@ -24,6 +24,8 @@ export interface CheckpointMeta {
   size: number;
   frozenTo: number;
   dataEpoch: number;
+  /** Processes of the data-parallel group that saved it (absent: 1); a resume with another count rescales the plan. */
+  worldSize?: number;
   /** An interrupted fit: its plan, where it stopped, and the recorder's state. */
   resume?: {
     stages: StagePlan[];

@@ -7,13 +7,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { DataLoaders, LoaderSettings } from '../data/types';
+import type { DataLoaders, LoaderSettings, Shard } from '../data/types';
 import { IMAGENET_STATS, checkStats } from '../data/stats';
 import { FINE_TUNE_DEFAULTS, LABEL_SMOOTHING_EPS, LEARNER_DEFAULTS, LR_FIND_DEFAULTS, OPTIMIZER_DEFAULTS, withDefaults } from '../defaults';
-import { announceDevice, native, type NativeLearner } from '../native';
+import { announceDevice, native, type NativeGroup, type NativeGroupOptions, type NativeLearner } from '../native';
 import { LrFinder, MixCallback, ParamScheduler, ProgressiveResizing, Recorder, emptyHistory, type History } from './callbacks';
 import { parseMeta, writeSidecar, FORMAT_VERSION, type CheckpointMeta, type NormalizeStats } from './checkpoint';
-import { Loop, validationPass, type LoopHost } from './loop';
+import { resolveGroup } from './distributed';
+import { Loop, validationPass, type LoopGroup, type LoopHost } from './loop';
 import { SmoothedLoss, valley, type LrFindOptions, type LrFindResult } from './lr-find';
 import { accuracy, type Metric } from './metrics';
 import type { MixOptions } from './mixup';
@@ -36,6 +37,7 @@ import {
   planLrSweep,
   planOneCycle,
   planPhases,
+  rescalePlan,
   type FineTuneOptions,
   type FitPhasesOptions,
   type Phase,
@@ -70,7 +72,9 @@ export class Learner extends NativeOwner<NativeLearner> {
   /** Training epochs run over the learner's life: the loaders' epoch index, so no two epochs share a shuffle. */
   private dataEpoch = 0;
   private busy = false;
-  private running?: { loop: Loop; checkpoint?: string };
+  private running?: { loop: Loop; checkpoint?: string; reason?: string };
+  /** The data-parallel group, when this learner is one rank of one. */
+  private readonly group?: { options: NativeGroupOptions; joined: Promise<NativeGroup> };
 
   constructor(options: LearnerOptions) {
     const setup = createNative(options);
@@ -84,6 +88,36 @@ export class Learner extends NativeOwner<NativeLearner> {
     this.mix = options.mix ?? null;
     this.normalize = setup.normalize;
     this.settings = setup.settings;
+    if (setup.group) {
+      const joined = setup.model.joinGroup(setup.group);
+      joined.catch(() => undefined); // surfaced by the first call that needs the group
+      this.group = { options: setup.group, joined };
+    }
+  }
+
+  /** This process's rank in its data-parallel group (0 alone). */
+  get rank(): number {
+    return this.group?.options.rank ?? 0;
+  }
+
+  /** Processes in the data-parallel group (1 alone). */
+  get worldSize(): number {
+    return this.group?.options.worldSize ?? 1;
+  }
+
+  /** Rank 0: the one process of a group that writes run folders, logs and checkpoints. */
+  get isMain(): boolean {
+    return this.rank === 0;
+  }
+
+  /**
+   * Sums numbers over every rank of the group (every rank must call it, in the same order); alone,
+   * resolves with the values themselves.
+   */
+  async allReduce(values: readonly number[]): Promise<number[]> {
+    if (!this.group) return [...values];
+    await this.group.joined;
+    return Array.from(await this.model.allReduce(values));
   }
 
   /** The native learner (for what this class does not wrap, e.g. `loadTorchvision`). */
@@ -114,7 +148,13 @@ export class Learner extends NativeOwner<NativeLearner> {
   requestStop(reason = 'stopped', options: { checkpoint?: string } = {}): boolean {
     if (!this.running) return false;
     this.running.checkpoint ??= options.checkpoint;
-    this.running.loop.stop(reason);
+    if (this.group) {
+      // In a group every rank must stop after the same step: the step's all-reduce carries the request.
+      this.running.reason ??= reason;
+      this.model.requestStop();
+    } else {
+      this.running.loop.stop(reason);
+    }
     return true;
   }
 
@@ -164,7 +204,13 @@ export class Learner extends NativeOwner<NativeLearner> {
     this.frozenTo = meta.frozenTo;
     this.dataEpoch = meta.dataEpoch;
     this.history = meta.resume.history;
-    return this.runPlan(meta.resume.stages, meta.resume.position, SmoothedLoss.fromJSON(meta.resume.smooth));
+    let { stages, position } = meta.resume;
+    const savedWorld = meta.worldSize ?? 1;
+    if (savedWorld !== this.worldSize) {
+      const stepsWith = (shard: Shard) => (settings: LoaderSettings) => this.data.train(settings, 0, shard).length;
+      ({ stages, position } = rescalePlan(stages, position, stepsWith({ rank: 0, worldSize: savedWorld }), stepsWith({ rank: 0, worldSize: this.worldSize })));
+    }
+    return this.runPlan(stages, position, SmoothedLoss.fromJSON(meta.resume.smooth));
   }
 
   /** Loss and metrics on the validation set (no mixing, no augmentation). */
@@ -180,7 +226,7 @@ export class Learner extends NativeOwner<NativeLearner> {
    */
   async tta(options: TtaOptions & SettingsOptions = {}): Promise<TtaResult> {
     const settings = this.resolveSettings(options);
-    return this.exclusive(() => runTta(this.data, this.model, this.classes.length, settings, options));
+    return this.exclusive(() => runTta(this.data, this.model, this.classes.length, settings, options, this.loopGroup()));
   }
 
   /** Class probabilities for a batch of images (uint8 RGB NHWC, e.g. from lib/data), in eval mode. */
@@ -263,7 +309,7 @@ export class Learner extends NativeOwner<NativeLearner> {
     return {
       groupCount: this.groupCount,
       frozenTo: this.frozenTo,
-      stepsPerEpoch: (settings) => this.data.train(settings, 0).length,
+      stepsPerEpoch: (settings) => this.data.train(settings, 0, this.shard).length,
       trainItems: this.data.trainItems.length,
     };
   }
@@ -290,6 +336,20 @@ export class Learner extends NativeOwner<NativeLearner> {
       save: (file) => this.save(file),
       load: async (file) => void (await this.load(file)),
       exportModel: (file) => this.export(file),
+      group: this.loopGroup(),
+    };
+  }
+
+  private get shard(): Shard | undefined {
+    return this.group ? { rank: this.rank, worldSize: this.worldSize } : undefined;
+  }
+
+  private loopGroup(): LoopGroup | undefined {
+    if (!this.group) return undefined;
+    return {
+      shard: this.shard!,
+      reduce: (values) => this.allReduce(values),
+      stopReason: () => this.running?.reason ?? 'stopped by another rank',
     };
   }
 
@@ -305,7 +365,7 @@ export class Learner extends NativeOwner<NativeLearner> {
       if (from === START) this.history = emptyHistory();
       const history = this.history;
       const callbacks = [...this.stepCallbacks(stages, history, smooth), ...this.callbacks];
-      const running: { loop: Loop; checkpoint?: string; written?: string } = { loop: undefined as unknown as Loop };
+      const running: { loop: Loop; checkpoint?: string; reason?: string; written?: string } = { loop: undefined as unknown as Loop };
       running.loop = new Loop(this.loopHost(), {
         stages,
         from,
@@ -313,7 +373,8 @@ export class Learner extends NativeOwner<NativeLearner> {
         callbacks,
         records: history.records,
         onStop: async (position) => {
-          if (!running.checkpoint) return;
+          // In a group, rank 0 writes the one checkpoint (every rank holds the same weights).
+          if (!running.checkpoint || !this.isMain) return;
           await this.saveWith(running.checkpoint, 'torchts-learner', { stages, position, smooth: smooth.toJSON(), history });
           running.written = running.checkpoint;
         },
@@ -322,6 +383,10 @@ export class Learner extends NativeOwner<NativeLearner> {
       try {
         const result = await running.loop.execute();
         return { ...result, checkpoint: running.written };
+      } catch (err) {
+        // The other ranks are waiting in a collective: tell them why this one stops.
+        if (this.group) await this.model.reportFailure(err instanceof Error ? err.message : String(err)).catch(() => undefined);
+        throw err;
       } finally {
         this.running = undefined;
       }
@@ -339,6 +404,7 @@ export class Learner extends NativeOwner<NativeLearner> {
       size: this.settings.size,
       frozenTo: this.frozenTo,
       dataEpoch: this.dataEpoch,
+      worldSize: this.worldSize,
       resume,
     };
     await this.model.save(file, JSON.stringify(meta));
@@ -357,12 +423,13 @@ export class Learner extends NativeOwner<NativeLearner> {
     return meta;
   }
 
-  /** Runs `work` as the learner's only fit, validation or prediction. */
+  /** Runs `work` as the learner's only fit, validation or prediction (once the group, if any, is joined). */
   private async exclusive<T>(work: () => Promise<T>): Promise<T> {
     this.live();
     if (this.busy) throw new Error('Learner: another fit, validation or prediction is running on this learner');
     this.busy = true;
     try {
+      await this.group?.joined;
       return await work();
     } finally {
       this.busy = false;
@@ -384,6 +451,13 @@ function createNative(options: LearnerOptions) {
   }
   const opt = withDefaults(OPTIMIZER_DEFAULTS, options.optimizer);
   const labelSmoothing = labelSmoothingOf(options.lossFn ?? 'crossEntropy');
+  const group = resolveGroup(options.distributed);
+  if (group) {
+    const unsummable = (options.metrics ?? []).find((m) => !m.sums || !m.setSums);
+    if (unsummable) throw new Error(`Learner: metric ${unsummable.name} has no sums()/setSums(), which data-parallel validation needs to add it up across ranks`);
+  }
+  const batchNorm = options.batchNorm ?? 'train';
+  if (batchNorm !== 'train' && batchNorm !== 'frozen') throw new Error(`Learner: batchNorm: expected 'train' or 'frozen', got ${JSON.stringify(batchNorm)}`);
   binding.manualSeed(o.seed);
   const model = new binding.Learner({
     arch: o.arch,
@@ -398,8 +472,9 @@ function createNative(options: LearnerOptions) {
     std: normalize?.std ?? null,
     amp: o.amp,
     seed: o.seed,
+    frozenBatchNorm: batchNorm === 'frozen',
   });
-  return { o, classes, normalize, settings, model };
+  return { o, classes, normalize, settings, model, group };
 }
 
 function resolveNormalize(option: LearnerNormalize, data: DataLoaders): NormalizeStats {

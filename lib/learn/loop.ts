@@ -5,7 +5,7 @@
  * the loop itself only freezes each stage's groups, runs the native steps and
  * writes the epoch's record.
  */
-import type { Batch, DataLoaders, LoaderSettings } from '../data/types';
+import type { Batch, DataLoaders, LoaderSettings, Shard } from '../data/types';
 import type { NativeBatch, NativeLearner, NativeMix, NativeParam } from '../native';
 import type { Metric } from './metrics';
 import type { Position, StagePlan } from './plan';
@@ -28,6 +28,17 @@ export interface LoopHost {
   save(file: string): Promise<void>;
   load(file: string): Promise<void>;
   exportModel(file: string): Promise<void>;
+  /** Set when the learner is one rank of a data-parallel group. */
+  readonly group?: LoopGroup;
+}
+
+/** What the loop needs of a data-parallel group. */
+export interface LoopGroup {
+  readonly shard: Shard;
+  /** Sums numbers over every rank. */
+  reduce(values: readonly number[]): Promise<number[]>;
+  /** Why the ranks stopped together (a step resolved with `stop`). */
+  stopReason(): string;
 }
 
 export interface LoopRun {
@@ -73,6 +84,14 @@ class Control implements FitControl {
 
   get dataEpoch(): number {
     return this.host.dataEpoch;
+  }
+
+  get rank(): number {
+    return this.host.group?.shard.rank ?? 0;
+  }
+
+  get worldSize(): number {
+    return this.host.group?.shard.worldSize ?? 1;
   }
 
   stop(reason: string): void {
@@ -156,7 +175,7 @@ export class Loop {
     Object.assign(control, { record: undefined, training: true, validate: true, batchCount: 0 });
     await this.emit('beforeEpoch');
     this.host.settingsChanged({ ...control.settings });
-    const loader = this.host.data.train(control.settings, this.host.dataEpoch);
+    const loader = this.host.data.train(control.settings, this.host.dataEpoch, this.host.group?.shard);
     control.batchCount = loader.length;
     let index = 0;
     for await (const batch of loader) {
@@ -168,8 +187,10 @@ export class Loop {
       Object.assign(control, { batch, mix: undefined, hyper: undefined, batchIndex: index, loss: undefined, training: true });
       await this.emit('beforeBatch');
       if (!control.hyper) throw new Error('fit: no callback set the step\'s lrs (control.hyper) in beforeBatch');
-      const { loss } = await this.host.model.trainStep(toNative(batch, control.mix), control.hyper);
+      const { loss, stop } = await this.host.model.trainStep(toNative(batch, control.mix), control.hyper);
       control.loss = loss;
+      // The ranks of a group stop together, after the step where one of them asked to.
+      if (stop) control.stop(this.host.group?.stopReason() ?? 'stopped');
       pos.stepInStage++;
       pos.fitStep++;
       control.step = pos.fitStep;
@@ -231,14 +252,18 @@ export interface ValidationHooks {
   after(loss: number): Promise<void>;
 }
 
-/** Loss and metrics over the validation set (no mixing, no augmentation). */
+/**
+ * Loss and metrics over the validation set (no mixing, no augmentation). In a group each rank
+ * evaluates its shard and the sums are all-reduced, so loss and metrics are those of the whole
+ * set; probs, targets and indices are this rank's shard.
+ */
 export async function validationPass(
-  host: Pick<LoopHost, 'data' | 'model' | 'metrics' | 'numClasses'>,
+  host: Pick<LoopHost, 'data' | 'model' | 'metrics' | 'numClasses' | 'group'>,
   settings: LoaderSettings,
   wantProbs: boolean,
   hooks?: ValidationHooks,
 ): Promise<ValidationResult> {
-  const loader = host.data.valid(settings);
+  const loader = host.data.valid(settings, host.group?.shard);
   const needProbs = wantProbs || host.metrics.some((m) => m.needsProbs);
   for (const m of host.metrics) m.reset();
   const probs: Float32Array[] = [];
@@ -261,6 +286,7 @@ export async function validationPass(
     indices.push(batch.indices);
     await hooks?.after(result.loss);
   }
+  if (host.group) [lossSum, count] = await reduceMetrics(host.group, host.metrics, [lossSum, count]);
   const metrics: Record<string, number> = {};
   for (const m of host.metrics) metrics[m.name] = m.value();
   return {
@@ -270,6 +296,21 @@ export async function validationPass(
     targets: concat(targets, (n) => new Int32Array(n)),
     indices: concat(indices, (n) => new Int32Array(n)),
   };
+}
+
+/** Sums `totals` and every metric's state over the ranks; resolves with the summed totals. */
+async function reduceMetrics(group: LoopGroup, metrics: readonly Metric[], totals: number[]): Promise<number[]> {
+  const parts = metrics.map((m) => {
+    if (!m.sums || !m.setSums) throw new Error(`metric ${m.name}: data-parallel validation needs sums() and setSums() to add it up across ranks`);
+    return m.sums();
+  });
+  const summed = await group.reduce([...totals, ...parts.flat()]);
+  let offset = totals.length;
+  metrics.forEach((m, i) => {
+    m.setSums!(summed.slice(offset, offset + parts[i].length));
+    offset += parts[i].length;
+  });
+  return summed.slice(0, totals.length);
 }
 
 /** A stop at the end of an epoch continues at the next epoch (or stage). */

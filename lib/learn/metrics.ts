@@ -21,6 +21,13 @@ export interface Metric {
   reset(): void;
   accumulate(batch: EvalBatch): void;
   value(): number;
+  /**
+   * Data-parallel validation: the accumulated state as numbers that add up across ranks, and
+   * `setSums` to take the sums over every rank before `value()`. A metric without them cannot be
+   * used by a Learner in a group of more than one process.
+   */
+  sums?(): number[];
+  setSums?(sums: readonly number[]): void;
 }
 
 /** A metric that is a fraction of samples; `hits` counts them per batch. */
@@ -43,6 +50,15 @@ class FractionMetric implements Metric {
   accumulate(batch: EvalBatch): void {
     this.hitCount += this.hits(batch);
     this.total += batch.n;
+  }
+
+  sums(): number[] {
+    return [this.hitCount, this.total];
+  }
+
+  setSums([hits, total]: readonly number[]): void {
+    this.hitCount = hits;
+    this.total = total;
   }
 
   value(): number {

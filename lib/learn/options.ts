@@ -4,6 +4,7 @@
  */
 import type { DataLoaders } from '../data/types';
 import type { NativeBatch } from '../native';
+import type { DistributedOption } from './distributed';
 import type { Metric } from './metrics';
 import type { MixOptions } from './mixup';
 import type { Callback, EpochRecord } from './types';
@@ -53,6 +54,19 @@ export interface LearnerOptions {
   size?: number;
   bs?: number;
   optimizer?: OptimizerOptions;
+  /**
+   * Data-parallel training: 'env' joins the group torchrun (or `torchts-train --nproc-per-node`)
+   * describes in the environment, and trains alone when WORLD_SIZE is not set; or an explicit
+   * group. Every rank constructs its Learner with the same options and calls the same methods;
+   * each reads its own shard of the data. Default none.
+   */
+  distributed?: DistributedOption;
+  /**
+   * 'train' (default): BatchNorm normalises with batch statistics and updates its running ones
+   * (per process in a group, as DistributedDataParallel). 'frozen': it uses the running statistics
+   * while training and leaves them unchanged, e.g. for fine-tuning on small batches.
+   */
+  batchNorm?: 'train' | 'frozen';
 }
 
 /** Where the loaders' settings come from for one call. */

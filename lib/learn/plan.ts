@@ -182,6 +182,28 @@ export function repeatEpochs(epochs: number, settings: LoaderSettings, phase: nu
   return Array.from({ length: epochs }, () => ({ size: settings.size, bs: settings.bs, phase }));
 }
 
+/**
+ * A saved plan and position for another number of steps per epoch (a fit resumed by a different
+ * number of data-parallel processes): each stage's schedule spans the new step count, and the
+ * position keeps its fraction of the current epoch, so the schedule goes on from where it was.
+ */
+export function rescalePlan(
+  stages: readonly StagePlan[],
+  position: Position,
+  before: (settings: LoaderSettings) => number,
+  after: (settings: LoaderSettings) => number,
+): { stages: StagePlan[]; position: Position } {
+  const steps = (epochs: readonly EpochPlan[]) => epochs.reduce((sum, e) => sum + after(e), 0);
+  const rescaled = stages.map((stage) => ({ ...stage, schedule: { ...stage.schedule, totalSteps: steps(stage.epochs) } }));
+  const stage = stages[position.stage];
+  const epoch = stage?.epochs[position.epochInStage];
+  if (!stage || !epoch) return { stages: rescaled, position: { ...position } };
+  const batch = Math.min(after(epoch), Math.round((position.batch * after(epoch)) / Math.max(1, before(epoch))));
+  const stepInStage = steps(stage.epochs.slice(0, position.epochInStage)) + batch;
+  const fitStep = rescaled.slice(0, position.stage).reduce((sum, s) => sum + s.schedule.totalSteps, 0) + stepInStage;
+  return { stages: rescaled, position: { ...position, batch, stepInStage, fitStep } };
+}
+
 /** Checks loader settings against `LIMITS`; returns them. */
 export function checkSettings(settings: LoaderSettings): LoaderSettings {
   return checkLoaderSettings(settings, '');

@@ -5,7 +5,7 @@
 import type { Batch, DataLoaders, LoaderSettings } from '../data/types';
 import { TTA_DEFAULTS } from '../defaults';
 import type { NativeLearner } from '../native';
-import { concat, toNative } from './loop';
+import { concat, toNative, type LoopGroup } from './loop';
 import { accuracyOf } from './metrics';
 import type { TtaResult } from './options';
 
@@ -67,15 +67,17 @@ export async function runTta(
   numClasses: number,
   settings: LoaderSettings,
   options: TtaOptions,
+  group?: LoopGroup,
 ): Promise<TtaResult> {
   const n = options.n ?? TTA_DEFAULTS.n;
   if (!Number.isInteger(n) || n < 0) throw new Error(`tta n: expected an integer >= 0, got ${n}`);
-  const plain = await collectProbs(model, data.valid(settings));
+  const shard = group?.shard;
+  const plain = await collectProbs(model, data.valid(settings, shard));
   const rowOf = new Map<number, number>();
   plain.indices.forEach((datasetIndex, row) => rowOf.set(datasetIndex, row));
   const augmented: Float32Array[] = [];
   for (let pass = 0; pass < n; pass++) {
-    const run = await collectProbs(model, data.validAugmented(settings, pass));
+    const run = await collectProbs(model, data.validAugmented(settings, pass, shard));
     const aligned = new Float32Array(plain.probs.length);
     run.indices.forEach((datasetIndex, row) => {
       const target = rowOf.get(datasetIndex);
@@ -85,7 +87,14 @@ export async function runTta(
     augmented.push(aligned);
   }
   const probs = combineTta(augmented, plain.probs, options);
-  return { probs, targets: plain.targets, indices: plain.indices, accuracy: accuracyOf(probs, plain.targets, numClasses) };
+  const items = plain.targets.length;
+  let accuracy = accuracyOf(probs, plain.targets, numClasses);
+  if (group) {
+    // This rank's shard: the accuracy of the whole set from every rank's hits and count.
+    const [hits, total] = await group.reduce([items > 0 ? Math.round(accuracy * items) : 0, items]);
+    accuracy = total > 0 ? hits / total : NaN;
+  }
+  return { probs, targets: plain.targets, indices: plain.indices, accuracy };
 }
 
 async function collectProbs(model: NativeLearner, loader: AsyncIterable<Batch>): Promise<{ probs: Float32Array; targets: Int32Array; indices: Int32Array }> {

@@ -47,6 +47,9 @@ export interface FitControl {
    * change the size and batch size of the epoch's training and validation batches.
    */
   settings: LoaderSettings;
+  /** This process's rank in a data-parallel group, and the group's size (0 and 1 alone). */
+  readonly rank: number;
+  readonly worldSize: number;
   /** The loaders' epoch index of the current epoch (counted over the learner's life; seeds shuffles and mix draws). */
   readonly dataEpoch: number;
   /** Training steps done in this fit, and the fit's total. */

@@ -17,7 +17,9 @@ export class MixCallback implements Callback {
     const batch = control.batch;
     if (!control.training || !batch) return;
     // A stream per batch: resuming mid-epoch draws the same mixes.
-    const rng = Random.stream(this.seed, 'mix', control.dataEpoch, control.batchIndex);
+    // Each rank of a group draws its own mixes.
+    const keys = control.worldSize > 1 ? [control.batchIndex, 'rank', control.rank] : [control.batchIndex];
+    const rng = Random.stream(this.seed, 'mix', control.dataEpoch, ...keys);
     control.mix = sampleMix(this.options, batch.n, batch.augment?.size ?? batch.w, batch.augment?.size ?? batch.h, rng);
   }
 }
