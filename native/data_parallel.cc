@@ -199,7 +199,7 @@ void DataParallel::abandonStep() {
 
 std::vector<double> DataParallel::allReduce(const std::vector<double>& values) {
   auto flat = torch::tensor(values, torch::TensorOptions().dtype(torch::kDouble)).to(device_);
-  group_.allreduceSumNow(flat, "the all-reduce of " + std::to_string(values.size()) + " values after step " + std::to_string(step_));
+  group_.allreduceSumNow(flat, "an all-reduce of " + std::to_string(values.size()) + " values (after step " + std::to_string(step_) + ")");
   auto host = flat.cpu();
   return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
 }

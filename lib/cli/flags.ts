@@ -6,7 +6,7 @@
  * lib/defaults.ts and `TRAIN_DEFAULTS`, never restated.
  */
 import type { Argv } from 'yargs';
-import { DATA_SEED, LABEL_SMOOTHING_EPS, LEARNER_DEFAULTS, LR_FIND_DEFAULTS, MIX_ALPHA, TTA_DEFAULTS } from '../defaults';
+import { DATA_SEED, DISTRIBUTED_DEFAULTS, LABEL_SMOOTHING_EPS, LEARNER_DEFAULTS, LR_FIND_DEFAULTS, MIX_ALPHA, TTA_DEFAULTS } from '../defaults';
 import { TRAIN_DEFAULTS } from './train-defaults';
 
 interface FlagSpec {
@@ -40,6 +40,13 @@ export const FLAGS = {
   pretrained: { type: 'string', describe: 'torchvision weights (.pth state_dict) to fine-tune' },
   amp: { type: 'string', describe: 'mixed precision on CUDA: none | bf16 | fp16', defaultDescription: `${LEARNER_DEFAULTS.amp}; bare flag: fp16` },
   resume: { type: 'string', describe: 'continue an interrupted run from its checkpoint' },
+  nprocPerNode: { type: 'string', describe: 'data-parallel: start N ranks on this machine (cores split between them); like torchrun', defaultDescription: '1 process' },
+  nnodes: { type: 'string', describe: 'data-parallel: machines in the run (start the command on each)', defaultDescription: '1' },
+  nodeRank: { type: 'string', describe: "data-parallel: this machine's index in [0, nnodes)", defaultDescription: '0' },
+  masterAddr: { type: 'string', describe: 'data-parallel: address of node 0 (required with --nnodes > 1)', defaultDescription: DISTRIBUTED_DEFAULTS.masterAddr },
+  masterPort: { type: 'string', describe: 'data-parallel: rendezvous port on node 0', defaultDescription: `a free port with one node, else ${DISTRIBUTED_DEFAULTS.masterPort}` },
+  iface: { type: 'string', describe: 'data-parallel: network interface for Gloo (as GLOO_SOCKET_IFNAME)', defaultDescription: 'the one that routes to --master-addr' },
+  distTimeout: { type: 'string', describe: 'data-parallel: seconds a rank waits for the others before the run ends naming the rank at fault', defaultDescription: String(DISTRIBUTED_DEFAULTS.timeout) },
   numIt: { type: 'string', describe: `steps of the sweep (lr from ${LR_FIND_DEFAULTS.startLr.toExponential()} to ${LR_FIND_DEFAULTS.endLr})`, defaultDescription: String(LR_FIND_DEFAULTS.numIt) },
   model: { type: 'string', describe: 'a run folder or its last.tsl / best.tsl', demandOption: 'give --model RUN_FOLDER or MODEL.tsl' },
   top: { type: 'string', describe: 'show the K most probable classes', defaultDescription: '1' },
@@ -55,7 +62,22 @@ const DATA_FLAGS = ['data', 'arch', 'bs', 'size', 'normalize', 'seed', 'device',
 
 /** The flags of each command, in help order. */
 export const COMMAND_FLAGS = {
-  train: [...DATA_FLAGS, 'epochs', 'lr', 'phases', 'mixup', 'cutmix', 'labelSmoothing', 'augment', 'cache', 'tta', 'pretrained', 'amp', 'resume'],
+  train: [
+    ...DATA_FLAGS,
+    'epochs',
+    'lr',
+    'phases',
+    'mixup',
+    'cutmix',
+    'labelSmoothing',
+    'augment',
+    'cache',
+    'tta',
+    'pretrained',
+    'amp',
+    'resume',
+    ...(['nprocPerNode', 'nnodes', 'nodeRank', 'masterAddr', 'masterPort', 'iface', 'distTimeout'] as const),
+  ],
   predict: [
     'model',
     ['tta', { describe: `average ${TTA_DEFAULTS.n} augmented views with the plain one` }],

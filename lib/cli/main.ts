@@ -10,6 +10,7 @@ import yargs, { type Argv } from 'yargs';
 import { configureProcess } from '../data/threads';
 import { UsageError, integerIn } from './args';
 import { trainConfigFrom, resumeConfigFrom, runTraining } from './train';
+import { exitWithLauncher, launch, launchConfigFrom, withoutLaunchFlags } from './launch';
 import { declareFlags, pickFlags } from './flags';
 import { predictConfigFrom, runPredict, predictionTable } from './predict';
 import { evaluateConfigFrom, runEvaluate, evaluationText } from './evaluate';
@@ -30,8 +31,25 @@ function applyWorkers(workers: unknown): void {
 
 const say = (line = '') => process.stdout.write(line + '\n');
 
+/** The command line main() was given (the launcher passes it on to the ranks). */
+let commandLine: readonly string[] = [];
+
 async function trainCommand(argv: Record<string, unknown>): Promise<number> {
   const flags = pickFlags(argv, 'train');
+  const launchConfig = launchConfigFrom(flags);
+  if (launchConfig) {
+    // Every flag is checked (and a named dataset fetched) once, here, before any rank starts;
+    // the ranks share one run folder.
+    const args = withoutLaunchFlags(commandLine);
+    if (flags.resume === undefined) {
+      const config = await trainConfigFrom(flags);
+      if (flags.out === undefined) args.push('--out', config.out);
+    } else {
+      resumeConfigFrom(flags);
+    }
+    return launch(launchConfig, args);
+  }
+  exitWithLauncher();
   if (flags.resume !== undefined) {
     const { config, checkpoint } = resumeConfigFrom(flags);
     applyWorkers(config.workers ?? undefined);
@@ -87,7 +105,9 @@ export function parser(args: readonly string[], run: (handler: (argv: Record<str
         .example(`${PROG} --data ~/imagenette2-160 --arch xresnet50 --epochs 5 --size 128`, 'the article baseline on Imagenette')
         .example(`${PROG} --data imagenette2-160 --phases 64:2,128:3@64 --mixup --label-smoothing --tta`, 'progressive resizing, mixup, label smoothing, TTA')
         .example(`${PROG} --data pets --pretrained resnet34.pth --epochs 3 --lr 2e-3`, 'fine-tune torchvision weights')
-        .example(`${PROG} --resume runs/2026-12-01T10-00-00/interrupted.tsl`, 'continue an interrupted run'),
+        .example(`${PROG} --resume runs/2026-12-01T10-00-00/interrupted.tsl`, 'continue an interrupted run')
+        .example(`${PROG} --nproc-per-node 2 --data imagenette2-160`, 'data-parallel: 2 processes on this machine')
+        .example(`${PROG} --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr 10.0.0.1`, 'the first of two 8-GPU machines'),
       (argv) => run(trainCommand, argv as Record<string, unknown>),
     )
     .command('predict <images..>', 'classify image files with a trained model', (y) =>
@@ -141,6 +161,7 @@ export function rewordYargs(message: string, args: readonly string[] = []): stri
 
 /** Runs the CLI; resolves with the exit code. Usage errors are one line on stderr (exit 2). */
 export async function main(args: readonly string[]): Promise<number> {
+  commandLine = args;
   let pending: Promise<number> | undefined;
   try {
     await parser(args, (handler, argv) => {

@@ -76,7 +76,8 @@ export class ReportCallback implements Callback {
       this.validCount += state.batch.n;
       loss = this.validLossSum / this.validCount;
     }
-    this.bar.tick({ items: state.batch.n, loss });
+    // Every rank of a group takes a batch of this size at once: the rate is the run's.
+    this.bar.tick({ items: state.batch.n * state.worldSize, loss });
   }
 
   async afterEpoch(state: FitState): Promise<void> {

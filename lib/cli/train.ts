@@ -13,6 +13,9 @@ import type { FitState } from '../learn/types';
 import type { FitResult } from '../learn/options';
 import { confusionMatrix } from '../learn/metrics';
 import { native } from '../native';
+import { coreCount } from '../data/threads';
+import type { DataLoaders } from '../data/types';
+import { resolveGroup } from '../learn/distributed';
 import { MetricsLog, writeJson, writeRunCharts, type EpochPoint, type ProgressStream, type StepRecord } from '../report';
 import {
   UsageError,
@@ -31,6 +34,7 @@ import {
 } from './args';
 import { deviceLine, readRunConfig, resolveData, shortPath } from './common';
 import { kebab } from './flags';
+import { LAUNCH_FLAGS } from './launch';
 import { ReportCallback } from './report-callback';
 import type { FlagsOf } from './flags';
 import { AMP_CHOICES, AUGMENT_CHOICES, NORMALIZE_CHOICES, TRAIN_DEFAULTS, type AugmentFlag, type NormalizeFlag } from './train-defaults';
@@ -79,8 +83,8 @@ export interface TrainConfig {
 /** The raw flags of `train` as yargs hands them over (declared in flags.ts). */
 export type TrainFlags = FlagsOf<'train'>;
 
-/** config.json keeps one field per train flag (but --resume): a flag added to the table must be saved. */
-type UnsavedTrainFlags = Exclude<keyof TrainFlags, keyof TrainConfig | 'resume'>;
+/** config.json keeps one field per train flag (but --resume and how the ranks were launched): a flag added to the table must be saved. */
+type UnsavedTrainFlags = Exclude<keyof TrainFlags, keyof TrainConfig | 'resume' | (typeof LAUNCH_FLAGS)[number]>;
 const everyTrainFlagSaved: UnsavedTrainFlags extends never ? true : UnsavedTrainFlags = true;
 void everyTrainFlagSaved;
 
@@ -106,7 +110,9 @@ export async function trainConfigFrom(flags: TrainFlags): Promise<TrainConfig> {
   const device = flags.device === undefined ? TRAIN_DEFAULTS.device : deviceName(flags.device);
   const sizeFlag = flags.size === undefined ? undefined : integerIn('size', flags.size, MIN_SIZE, MAX_SIZE);
   const out = flags.out === undefined ? timestampedRunFolder() : writableFolder('out', flags.out);
-  if (flags.out !== undefined && fs.existsSync(out) && fs.readdirSync(out).length > 0) {
+  // The other ranks of a data-parallel run share rank 0's folder, which rank 0 may have started writing.
+  const mainRank = (process.env.RANK ?? '0') === '0';
+  if (mainRank && flags.out !== undefined && fs.existsSync(out) && fs.readdirSync(out).length > 0) {
     throw new UsageError(`--out: ${flags.out} is not empty; expected a new or empty folder`);
   }
   if (flags.out === undefined) writableFolder('out', path.dirname(out));
@@ -165,7 +171,8 @@ export function resumeConfigFrom(flags: TrainFlags): { config: TrainConfig; chec
   if (!config || config.command !== 'train') {
     throw new UsageError(`--resume: ${flags.resume} has no config.json of a train run beside it; expected the checkpoint an interrupted run printed`);
   }
-  const extra = Object.entries(flags).filter(([k, v]) => v !== undefined && !['resume', 'device', 'workers'].includes(k));
+  const allowed: readonly string[] = ['resume', 'device', 'workers', ...LAUNCH_FLAGS];
+  const extra = Object.entries(flags).filter(([k, v]) => v !== undefined && !allowed.includes(k));
   if (extra.length) throw new UsageError(`--${kebab(extra[0][0])}: not allowed with --resume (the run continues with its saved config)`);
   // The run folder is where the checkpoint is now (it may have been moved or copied since).
   config.out = path.dirname(checkpoint);
@@ -219,14 +226,50 @@ export function pixelOptions(config: Pick<TrainConfig, 'augment' | 'dataName'>):
   };
 }
 
-/** Trains as `config` says and writes the run folder. Stops cleanly on SIGINT (see RunResult.interrupted). */
+/** This process's place in a data-parallel run (torchrun's variables), or alone. */
+interface RankInfo {
+  rank: number;
+  worldSize: number;
+  main: boolean;
+  /** The flags that started the ranks (set by the launcher), for the resume hint. */
+  launchFlags?: string;
+}
+
+function rankInfo(env: NodeJS.ProcessEnv = process.env): RankInfo {
+  const group = resolveGroup('env', env);
+  const rank = group?.rank ?? 0;
+  return { rank, worldSize: group?.worldSize ?? 1, main: rank === 0, launchFlags: env.TORCHTS_LAUNCHER };
+}
+
+/** Each rank of a run on CUDA takes its own GPU: cuda:LOCAL_RANK. */
+function rankDevice(device: string, ranks: RankInfo, env: NodeJS.ProcessEnv = process.env): string {
+  if (ranks.worldSize === 1 || !(device === 'cuda' || device === 'auto')) return device;
+  if (device === 'auto' && !native().info().cudaAvailable) return device;
+  return `cuda:${env.LOCAL_RANK ?? '0'}`;
+}
+
+/**
+ * Trains as `config` says and writes the run folder. Stops cleanly on SIGINT (see
+ * RunResult.interrupted). In a data-parallel run (WORLD_SIZE set, as `--nproc-per-node` or
+ * torchrun start it) every rank trains its shard; rank 0 alone writes the folder and speaks.
+ */
 export async function runTraining(config: TrainConfig, options: RunOptions = {}): Promise<RunResult> {
   const stream = options.stream ?? process.stdout;
-  const say = (line = '') => stream.write(line + '\n');
+  const ranks = rankInfo();
+  const say = (line = '') => {
+    if (ranks.main) stream.write(line + '\n');
+  };
+  const device = rankDevice(config.device, ranks);
+  if (ranks.worldSize > 1 && !process.env.TORCHTS_THREADS) {
+    // torchrun starts every rank with all the cores: give each its share.
+    native().setThreads(Math.max(1, Math.floor(coreCount() / Number(process.env.LOCAL_WORLD_SIZE ?? ranks.worldSize))));
+  }
 
-  fs.mkdirSync(config.out, { recursive: true });
-  if (!options.resume) writeJson(path.join(config.out, FILES.config), config);
-  if (options.deviceLine ?? true) say(await deviceLine(config.device));
+  if (ranks.main) {
+    fs.mkdirSync(config.out, { recursive: true });
+    if (!options.resume) writeJson(path.join(config.out, FILES.config), config);
+  }
+  if (options.deviceLine ?? true) say(await deviceLine(device));
   const file = (name: string) => path.join(config.out, name);
 
   const data = await imageFolder(config.data, {
@@ -237,20 +280,21 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     log: (line) => process.stderr.write(line + '\n'),
   });
   const previous = options.resume ? MetricsLog.read(config.out) : [];
-  const metrics = new MetricsLog(config.out, previous);
   let learner: Learner | undefined;
-  const report = new ReportCallback({
-    metrics,
-    stream,
-    progress: options.progress,
-    bestSoFar: Math.max(-Infinity, ...previous.map((r) => Number(r.accuracy)).filter(Number.isFinite)),
-    onBest: async (state: FitState) => state.exportModel(file(FILES.best)),
-  });
+  const report = ranks.main
+    ? new ReportCallback({
+        metrics: new MetricsLog(config.out, previous),
+        stream,
+        progress: options.progress,
+        bestSoFar: Math.max(-Infinity, ...previous.map((r) => Number(r.accuracy)).filter(Number.isFinite)),
+        onBest: async (state: FitState) => state.exportModel(file(FILES.best)),
+      })
+    : undefined;
   try {
     learner = new Learner({
       data,
       arch: config.arch,
-      device: config.device,
+      device,
       amp: config.amp,
       normalize: 'data',
       lossFn: config.labelSmoothing !== null ? { kind: 'labelSmoothing', eps: config.labelSmoothing } : 'crossEntropy',
@@ -258,24 +302,31 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
       seed: config.seed,
       size: config.phases ? config.phases[0].size : config.size,
       bs: config.phases?.[0].bs ?? config.bs,
-      callbacks: [report],
+      callbacks: report ? [report] : [],
+      distributed: 'env',
     });
-    say(`data: ${config.dataName ?? shortPath(config.data)} | ${data.classes.length} classes | ${data.trainItems.length} train, ${data.validItems.length} valid images | ${config.arch} | ${describeSchedule(config)}`);
+    const parallel = ranks.worldSize > 1 ? ` | ${ranks.worldSize} data-parallel ranks, bs ${config.bs} each` : '';
+    say(`data: ${config.dataName ?? shortPath(config.data)} | ${data.classes.length} classes | ${data.trainItems.length} train, ${data.validItems.length} valid images | ${config.arch} | ${describeSchedule(config)}${parallel}`);
     const started = performance.now();
     const result = await withSigint(learner, file(FILES.interrupted), () => fitAsConfigured(learner!, config, options.resume));
     const seconds = (performance.now() - started) / 1000;
     if (result.stopped && result.checkpoint) {
+      const resumeFlags = ranks.launchFlags ? `${ranks.launchFlags} ` : '';
       say(`interrupted: ${result.stopped}; checkpoint written to ${shortPath(result.checkpoint)}`);
-      say(`resume with: npx torchts-train --resume ${shortPath(result.checkpoint)}`);
+      say(`resume with: npx torchts-train ${resumeFlags}--resume ${shortPath(result.checkpoint)}`);
       return { interrupted: true, checkpoint: result.checkpoint, accuracy: NaN, validLoss: NaN, seconds, out: config.out, files: [] };
     }
-    await learner.export(file(FILES.last));
+    if (ranks.main) await learner.export(file(FILES.last));
+    // Every rank evaluates its shard; the sums make the whole set's numbers.
     const valid = await learner.validate({ probs: true });
-    const confusion = confusionMatrix(valid.probs!, valid.targets, data.classes.length);
+    const shardConfusion = confusionMatrix(valid.probs!, valid.targets, data.classes.length);
+    const summed = await learner.allReduce(shardConfusion.flat());
+    const confusion = shardConfusion.map((row, i) => row.map((_, j) => summed[i * row.length + j]));
     const perClass = Object.fromEntries(data.classes.map((c, i) => [c, confusion[i][i] / Math.max(1, confusion[i].reduce((s, v) => s + v, 0))]));
     const tta = config.tta ? await learner.tta() : undefined;
-    const charts = await writeRunCharts(config.out, { ...chartData(learner, data), classes: data.classes, confusion });
     const accuracy = valid.metrics.accuracy;
+    if (!ranks.main) return { interrupted: false, accuracy, validLoss: valid.loss, ttaAccuracy: tta?.accuracy, seconds, out: config.out, files: [] };
+    const charts = await writeRunCharts(config.out, { ...chartData(learner, data, ranks), classes: data.classes, confusion });
     writeJson(file(FILES.results), {
       accuracy,
       validLoss: valid.loss,
@@ -284,6 +335,7 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
       classes: data.classes,
       confusion,
       seconds: Number(seconds.toFixed(3)),
+      ...(ranks.worldSize > 1 ? { worldSize: ranks.worldSize } : {}),
     });
     // Only now that the final model and results are on disk is the resume point no longer needed.
     if (options.resume) fs.rmSync(options.resume, { force: true });
@@ -349,7 +401,8 @@ async function withSigint<T>(learner: Learner, checkpoint: string, fit: () => Pr
       process.stderr.write('\nSIGINT before training started: nothing to save\n');
       process.exit(130);
     }
-    process.stderr.write('\nSIGINT: stopping after this batch and writing a checkpoint (Ctrl-C again to quit now)\n');
+    // Rank 0 speaks for a data-parallel run (the ranks stop together; it writes the checkpoint).
+    if (learner.isMain) process.stderr.write('\nSIGINT: stopping after this batch and writing a checkpoint (Ctrl-C again to quit now)\n');
   };
   process.on('SIGINT', onSigint);
   try {
@@ -360,12 +413,12 @@ async function withSigint<T>(learner: Learner, checkpoint: string, fit: () => Pr
 }
 
 /** Per-step and per-epoch series for the charts, from the learner's history. */
-function chartData(learner: Learner, data: { train(s: { size: number; bs: number }, epoch: number): { length: number } }): { steps: StepRecord[]; epochs: EpochPoint[] } {
+function chartData(learner: Learner, data: DataLoaders, ranks: RankInfo): { steps: StepRecord[]; epochs: EpochPoint[] } {
   const h = learner.history;
   const steps = h.smoothLosses.map((loss, i) => ({ iteration: i, loss, lr: h.lrs[i][h.lrs[i].length - 1], mom: h.moms[i] }));
   let iteration = 0;
   const epochs = h.records.map((r) => {
-    iteration += data.train({ size: r.size, bs: r.bs }, 0).length;
+    iteration += data.train({ size: r.size, bs: r.bs }, 0, { rank: 0, worldSize: ranks.worldSize }).length;
     return { epoch: r.epoch, iteration, validLoss: r.validLoss, accuracy: r.metrics.accuracy ?? NaN };
   });
   return { steps, epochs };

@@ -382,7 +382,9 @@ export class Learner extends NativeOwner<NativeLearner> {
       this.running = running;
       try {
         const result = await running.loop.execute();
-        return { ...result, checkpoint: running.written };
+        // The other ranks of a group report the checkpoint rank 0 wrote for all of them.
+        const shared = this.group && result.stopped && !this.isMain ? running.checkpoint : undefined;
+        return { ...result, checkpoint: running.written ?? shared };
       } catch (err) {
         // The other ranks are waiting in a collective: tell them why this one stops.
         if (this.group) await this.model.reportFailure(err instanceof Error ? err.message : String(err)).catch(() => undefined);
