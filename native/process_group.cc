@@ -202,11 +202,11 @@ ProcessGroup::ProcessGroup(const GroupOptions& options, const torch::Device& dev
   auto store = c10::make_intrusive<c10d::PrefixStore>(options_.prefix + "/" + backend_, impl_->tcp);
   try {
     impl_->backend = backend_ == "nccl" ? ncclGroup(store, options_) : glooGroup(store, options_);
-  } catch (const InputError&) {
+  } catch (const InputError& e) {
+    reportFailure(e.what());  // this rank's own setting is wrong: the others name it
     throw;
   } catch (...) {
-    throw std::runtime_error("rendezvous at " + endpoint(options_) + ": rank " + std::to_string(options_.rank) +
-                             " could not connect to every other rank: " + currentExceptionMessage());
+    failCollective("the connection between the ranks (rendezvous at " + endpoint(options_) + ")", currentExceptionMessage());
   }
 }
 

@@ -1,0 +1,53 @@
+"""PyTorch peer of scripts/bench/ddp.ts: the same training step under DistributedDataParallel
+(Gloo), or alone, on the same libtorch, timed the same way.
+
+    WORLD_SIZE=.. RANK=.. MASTER_ADDR=.. MASTER_PORT=.. \
+      /usr/bin/python3 scripts/bench/ddp_peer.py ARCH SIZE BATCH THREADS WARMUP STEPS
+
+uint8 NHWC batch -> float /255 -> model -> cross entropy -> backward (DDP's buckets and hooks)
+-> AdamW. Prints one JSON line: the rank and the median step time in ms.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import torchvision
+
+from peer_xresnet import xresnet18
+
+
+def main():
+    arch, size, batch, threads, warmup, steps = sys.argv[1], *map(int, sys.argv[2:7])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = xresnet18(num_classes=10) if arch == 'xresnet18' else getattr(torchvision.models, arch)(num_classes=10)
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world > 1:
+        dist.init_process_group('gloo')
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+    images = (torch.arange(batch * size * size * 3) * 2654435761 % 2**32 >> 24).to(torch.uint8).reshape(batch, size, size, 3)
+    labels = torch.arange(batch) % 10
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        x = images.permute(0, 3, 1, 2).float().div(255)
+        loss = F.cross_entropy(model(x), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    print(json.dumps({'rank': int(os.environ.get('RANK', '0')), 'medianMs': statistics.median(times)}))
+    if world > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    main()
