@@ -68,10 +68,11 @@ function archiveUrl(variant, version = DEFAULT_VERSION, platform = process.platf
 }
 
 function aptInstall() {
-  say('installing Debian/Ubuntu libtorch-dev with apt-get');
+  // libgloo-dev: gloo's headers, which data-parallel training (c10d's Gloo) needs at build time.
+  say('installing Debian/Ubuntu libtorch-dev and libgloo-dev with apt-get');
   const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
   if (update.status !== 0) return false;
-  const install = spawnSync('apt-get', ['install', '-y', '-qq', 'libtorch-dev'], {
+  const install = spawnSync('apt-get', ['install', '-y', '-qq', 'libtorch-dev', 'libgloo-dev'], {
     stdio: 'inherit',
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   });

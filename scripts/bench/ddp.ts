@@ -68,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
   const worker = path.join(__dirname, 'ddp_worker.ts');
   const rows: string[][] = [['model', 'size', 'who', 'processes x threads', 'images/s', 'step ms', 'all-reduce wait ms/step']];
   for (const [arch, size] of CONFIGS) {
-    const ours = (overlap: boolean) => (b: number, _threads: number): [string, string[]] => [process.execPath, [tsx, worker, arch, String(size), String(b), String(warmup), String(steps), overlap ? '1' : '0']];
+    const ours = (overlap: boolean) => (b: number): [string, string[]] => [process.execPath, [tsx, worker, arch, String(size), String(b), String(warmup), String(steps), overlap ? '1' : '0']];
     const peer = (b: number, threads: number): [string, string[]] => [PEER_PYTHON, [path.join(__dirname, 'ddp_peer.py'), arch, String(size), String(b), String(threads), String(warmup), String(steps)]];
     const cases: [string, string, Promise<Result[]> | (() => Promise<Result[]>)][] = [
       ['torchts', '1 x 2', () => measure(ours(true), bs, 1)],
