@@ -27,6 +27,8 @@ if (failure) throw new Error(failure);
 const info = binary.loadRecord(root, record).info();
 console.log("portable", record.variant, JSON.stringify(info));
 if (!info.cudaBuild || info.cudaVersion !== "13.0" || info.cudaAvailable) throw new Error("unexpected info()");
+// Data-parallel backends: NCCL for CUDA tensors, Gloo (headers from Debian libgloo-dev) for CPU ones.
+for (const backend of ["c10d-gloo", "c10d-nccl"]) if (!info.features.includes(backend)) throw new Error("no " + backend + " in this build");
 ' "$venv/bin:/nonexistent" "$out"
 
 # One epoch on the bundled data with 'auto': the CPU, and one line that says why.

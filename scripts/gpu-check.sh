@@ -37,6 +37,16 @@ export TORCHTS_TEST_DEVICE=cuda TORCHTS_PYTHON=$(command -v python3)
 node node_modules/mocha/bin/mocha.js 'test/**/*.test.ts' > "$OUT/tests.log" 2>&1
 echo "tests exit $?"; grep -E "passing|failing|pending" "$OUT/tests.log"
 
+# Data-parallel on CUDA tensors: 2 ranks share the one GPU over Gloo (NCCL refuses two ranks on
+# one device); their weights must match bit for bit after every step.
+for rank in 0 1; do
+  STEP_DEVICE=cuda STEP_BACKEND=gloo RANK=$rank WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29555 \
+    timeout 120 node --import tsx test/distributed/step-worker.ts "$OUT/ddp-r$rank.json" 1,0.01,0.01 1 &
+done
+wait
+if cmp -s "$OUT/ddp-r0.json.2.bin" "$OUT/ddp-r1.json.2.bin"; then echo "ddp on cuda: ranks identical"; else echo "ddp on cuda: FAILED"; fi
+rm -f "$OUT"/ddp-r*.bin
+
 # Benchmarks: our step against PyTorch's on the same GPU (train.ts and data.ts are CPU-only).
 for bench in scripts/bench/step.ts; do
   [ -f "$bench" ] || continue

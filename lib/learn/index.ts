@@ -5,6 +5,7 @@
  */
 export { Learner, LABEL_SMOOTHING_EPS } from './learner';
 export { Predictor } from './predictor';
+export { resolveGroup, type DistributedOptions, type DistributedOption } from './distributed';
 export type {
   LearnerOptions,
   LearnerNormalize,

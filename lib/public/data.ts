@@ -5,7 +5,7 @@
  * process settings for fast decoding. Everything else in lib/data is internal.
  */
 export { configureProcess, threadPoolSize, type ProcessOptions, type ProcessSettings } from '../data/threads';
-export type { Batch, DataLoader, DataLoaders, Item, LoaderSettings, SkippedFile } from '../data/types';
+export type { Batch, DataLoader, DataLoaders, Item, LoaderSettings, Shard, SkippedFile } from '../data/types';
 export { imageFolder, ImageDataLoaders, DEFAULT_AUGMENT, type ImageFolderOptions } from '../data/loader';
 export type { FolderSplitOptions } from '../data/folder';
 export { untarData, fastaiDataset, FASTAI_DATASETS, type FastaiDatasetName, type UntarOptions } from '../data/download';

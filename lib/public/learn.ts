@@ -47,6 +47,9 @@ export {
 export type { MixOptions } from '../learn';
 export type { TtaOptions } from '../learn';
 export type { LrFindOptions, LrFindResult } from '../learn';
+// Data-parallel training (c10d): the Learner's `distributed` option.
+export type { DistributedOptions, DistributedOption } from '../learn';
+export { DISTRIBUTED_DEFAULTS } from '../defaults';
 // The dispose contract Learner and Predictor share (dispose, Symbol.asyncDispose).
 export { NativeOwner } from '../util/native-owner';
 export type { NormalizeStats } from '../learn/checkpoint';

@@ -24,6 +24,7 @@ const BENCHES: readonly Bench[] = [
   { name: 'step', what: "one training step, ours against PyTorch's, per model and size", inAll: true },
   { name: 'train', what: 'the same Fashion-MNIST recipe trained by torchts and by PyTorch + torchvision', inAll: true },
   { name: 'data', what: 'JPEG decoding and augmentation into batches, ours against torchvision DataLoader', inAll: true },
+  { name: 'ddp', what: 'data-parallel steps: 1 process x 2 threads against 2 processes x 1 thread, ours and PyTorch DDP', inAll: false },
   { name: 'install', what: 'npm install of the packed tarball: prebuilt binary against a source build (packs and builds)', inAll: false },
 ];
 

@@ -6,9 +6,11 @@
  * out.<step>.bin (every floating-point weight after that step, in name order, float32; step
  * 'init' before the first).
  * argv: <out.json> <lr of each step, comma-separated> <overlap 0|1>
+ * STEP_DEVICE (default cpu) and STEP_BACKEND (default: the group's) let scripts/gpu-check.sh run
+ * it on CUDA tensors.
  */
 import * as fs from 'fs';
-import { native, type NativeBatch } from '../../lib/native';
+import { native, type NativeBatch, type NativeGroupOptions } from '../../lib/native';
 import { resolveGroup } from '../../lib/learn/distributed';
 
 const [out, lrsArg, overlapArg] = process.argv.slice(2);
@@ -36,8 +38,9 @@ function slice(step: number, rank: number, world: number): NativeBatch {
 
 async function main(): Promise<void> {
   const group = resolveGroup('env');
-  const learner = new (native().Learner)({ arch: 'resnet18', numClasses: CLASSES, device: 'cpu', optimizer: 'sgd', weightDecay: 0, seed: 7, frozenBatchNorm: true });
-  if (group) await learner.joinGroup({ ...group, overlap: overlapArg !== '0' });
+  const learner = new (native().Learner)({ arch: 'resnet18', numClasses: CLASSES, device: process.env.STEP_DEVICE ?? 'cpu', optimizer: 'sgd', weightDecay: 0, seed: 7, frozenBatchNorm: true });
+  const backend = (process.env.STEP_BACKEND as NativeGroupOptions["backend"] | undefined) ?? group?.backend;
+  if (group) await learner.joinGroup({ ...group, backend: backend!, overlap: overlapArg !== '0' });
   const rank = group?.rank ?? 0;
   const world = group?.worldSize ?? 1;
   const dump = async (step: number | 'init') => {
