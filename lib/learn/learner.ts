@@ -213,7 +213,11 @@ export class Learner extends NativeOwner<NativeLearner> {
     return this.runPlan(stages, position, SmoothedLoss.fromJSON(meta.resume.smooth));
   }
 
-  /** Loss and metrics on the validation set (no mixing, no augmentation). */
+  /**
+   * Loss and metrics on the validation set (no mixing, no augmentation). In a data-parallel
+   * group every rank calls it: loss and metrics are the whole set's, while probs, targets and
+   * indices are this rank's shard.
+   */
   async validate(options: SettingsOptions & { probs?: boolean } = {}): Promise<ValidationResult> {
     const settings = this.resolveSettings(options);
     return this.exclusive(() => validationPass(this.loopHost(), settings, options.probs ?? false));
@@ -222,7 +226,8 @@ export class Learner extends NativeOwner<NativeLearner> {
   /**
    * Test-time augmentation: `n` passes over the validation set with the
    * training transforms and one plain pass, combined as
-   * (1 - beta) * mean(augmented) + beta * plain, or by maximum with `useMax`.
+   * (1 - beta) * mean(augmented) + beta * plain, or by maximum with `useMax`. In a group every
+   * rank calls it; the accuracy is the whole set's, the probabilities this rank's shard.
    */
   async tta(options: TtaOptions & SettingsOptions = {}): Promise<TtaResult> {
     const settings = this.resolveSettings(options);

@@ -212,6 +212,13 @@ describe('data-parallel training (c10d, real processes)', function () {
       assert.equal(confusionTotal, 500, 'the confusion matrix adds up every rank');
     });
 
+    it("reports the whole validation set's accuracy: a single-process evaluate of its model gives the same", async () => {
+      const evaluated = await runCli(['evaluate', '--model', runDir, '--json'], tmp.dir);
+      assert.equal(evaluated.code, 0, explain(evaluated));
+      const results = JSON.parse(fs.readFileSync(path.join(runDir, 'results.json'), 'utf8'));
+      assert.equal(JSON.parse(evaluated.stdout).accuracy, results.accuracy);
+    });
+
     it('reaches the accuracy of one process with the doubled batch (within 1.5 points)', async () => {
       const single = await runCli([...FLAGS, '--bs', '64', '--out', path.join(tmp.dir, 'one-rank')], tmp.dir);
       assert.equal(single.code, 0, explain(single));
