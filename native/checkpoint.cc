@@ -52,6 +52,38 @@ std::string userMeta(const Archive& archive) {
   return found == archive.meta.end() ? std::string() : found->second;
 }
 
+namespace {
+
+// Serialises `out` into `tmp` with our own checked writes, then flushes it to the disk. libtorch's
+// file writer reports a short write (a full disk) by throwing from its destructor, which ends
+// the process; through a write function it never sees one: the first failure is kept and
+// reported here, after libtorch is done.
+void writeThroughFile(torch::serialize::OutputArchive& out, const std::string& tmp, const std::string& path) {
+  std::FILE* file = std::fopen(tmp.c_str(), "wb");
+  if (!file) throw std::runtime_error(path + ": could not write checkpoint: " + std::strerror(errno));
+  int error = 0;
+  try {
+    out.save_to([&](const void* data, size_t size) -> size_t {
+      if (error == 0 && std::fwrite(data, 1, size, file) != size) error = errno ? errno : EIO;
+      return size;
+    });
+  } catch (const std::exception& e) {
+    std::fclose(file);
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": could not write checkpoint: " + firstLine(e.what()));
+  }
+  if (error == 0 && std::fflush(file) != 0) error = errno;
+  if (error == 0 && fsync(fileno(file)) != 0) error = errno;
+  if (std::fclose(file) != 0 && error == 0) error = errno;
+  if (error != 0) {
+    std::remove(tmp.c_str());
+    const std::string full = error == ENOSPC ? " (the disk is full; nothing was replaced)" : "";
+    throw std::runtime_error(path + ": could not write checkpoint: " + std::strerror(error) + full);
+  }
+}
+
+}  // namespace
+
 void writeArchive(const std::string& path, const Archive& archive) {
   c10::Dict<std::string, torch::Tensor> tensors;
   for (const auto& [name, tensor] : archive.tensors) {
@@ -71,12 +103,7 @@ void writeArchive(const std::string& path, const Archive& archive) {
   // Unique per process and per call, so two learners saving at once never share a temporary.
   static std::atomic<uint64_t> saves{0};
   const std::string tmp = path + ".tmp-" + std::to_string(TORCHTS_GETPID()) + "-" + std::to_string(saves++);
-  try {
-    out.save_to(tmp);
-  } catch (const std::exception& e) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": could not write checkpoint: " + firstLine(e.what()));
-  }
+  writeThroughFile(out, tmp, path);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());

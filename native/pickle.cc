@@ -1,6 +1,7 @@
 #include "pickle.h"
 
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -23,7 +24,29 @@ struct PyObject {
   torch::Tensor tensor;      // Storage (1-D, all elements), Tensor
 
   explicit PyObject(Kind k) : kind(k) {}
+  ~PyObject();
 };
+
+// Freeing a deeply nested value by recursion would overflow the stack (a 150 KB pickle nests
+// 150,000 lists). The outermost destructor frees the children in a loop instead: each child's
+// own destructor hands its children to that loop rather than freeing them itself.
+PyObject::~PyObject() {
+  thread_local std::vector<PyRef>* draining = nullptr;
+  if (items.empty()) return;
+  if (draining) {
+    for (auto& child : items) draining->push_back(std::move(child));
+    return;
+  }
+  std::vector<PyRef> work(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+  items.clear();
+  draining = &work;
+  while (!work.empty()) {
+    PyRef last = std::move(work.back());
+    work.pop_back();
+    last.reset();  // may append its children to `work`
+  }
+  draining = nullptr;
+}
 
 const char* kindName(PyObject::Kind k) {
   static const char* names[] = {"None", "bool", "int", "float", "str", "tuple",

@@ -4,6 +4,7 @@
  * accept (zip: OrderedDict, dict, pickle protocol 4; the pre-1.6 legacy stream) or refuse.
  */
 import { strict as assert } from 'assert';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -83,6 +84,22 @@ describe('native checkpoints', function () {
         assert.ok(!fs.existsSync(path.dirname(file)));
       } finally {
         model.dispose();
+      }
+    });
+
+    it('a full disk rejects the save with a clear error, leaves no temporary file, and the process lives on', async function () {
+      if (process.getuid?.() !== 0) this.skip(); // mounting a tmpfs needs root (CI runs as root)
+      const disk = path.join(dir, 'tiny-disk');
+      fs.mkdirSync(disk);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=300k', 'tmpfs', disk]);
+      const model = learner('resnet18', 3, 5);
+      try {
+        await assert.rejects(model.save(path.join(disk, 'best.tsl'), ''), /best\.tsl: could not write checkpoint: No space left on device \(the disk is full; nothing was replaced\)/);
+        assert.deepEqual(fs.readdirSync(disk), []);
+        await model.trainStep(batch(2, 32, 3, 3), HYPER); // still usable
+      } finally {
+        model.dispose();
+        execFileSync('umount', [disk]);
       }
     });
 
@@ -223,6 +240,21 @@ print('ok' if not bad else 'differ: ' + ', '.join(bad))
         }
       });
     }
+
+    it('refuses a pickle nested a million levels deep without exhausting the stack', async function () {
+      const file = path.join(dir, 'nested.pth');
+      // A million empty lists, each appended to the one before: 2 MB that once crashed the freeing.
+      await runPython(
+        'import sys, zipfile\nn = 1_000_000\nwith zipfile.ZipFile(sys.argv[1], "w") as z:\n    z.writestr("archive/data.pkl", b"\\x80\\x02" + b"]" * n + b"a" * (n - 1) + b".")\n',
+        { args: [file] },
+      );
+      const model = learner('resnet18', 3, 5);
+      try {
+        await assert.rejects(model.loadTorchvision(file), /nested\.pth: expected a state_dict \(a dict of tensors\) but the file holds a list/);
+      } finally {
+        model.dispose();
+      }
+    });
 
     it('refuses truncated, empty and garbage files, and leaves the model unchanged', async function () {
       const whole = fs.readFileSync(path.join(dir, files.ordered));
