@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { kindOf } from '../util/files';
 import { LIMITS } from '../defaults';
 
 /** A mistake in the command line (exit code 2). */
@@ -102,7 +103,7 @@ export function existingFile(flag: string, value: unknown): string {
   if (typeof value !== 'string' || value === '') throw new UsageError(`--${flag}: expected a file path, got ${show(value)}`);
   const stat = statOrNull(value);
   if (!stat) throw new UsageError(`--${flag}: ${value} does not exist; expected a file`);
-  if (!stat.isFile()) throw new UsageError(`--${flag}: ${value} is a folder; expected a file`);
+  if (!stat.isFile()) throw new UsageError(`--${flag}: ${value} is ${kindOf(stat)}; expected a file`);
   return path.resolve(value);
 }
 

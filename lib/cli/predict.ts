@@ -3,6 +3,7 @@
  * a trained model, optionally with test-time augmentation.
  */
 import * as fs from 'fs';
+import { kindOf } from '../util/files';
 import { UsageError, deviceName, integerIn } from './args';
 import { resolveModel, shortPath } from './common';
 import { textTable } from '../report';
@@ -26,7 +27,8 @@ export function predictConfigFrom(flags: PredictFlags) {
   if (images.length === 0) throw new UsageError('IMAGES: expected at least one image file');
   for (const image of images) {
     if (!fs.existsSync(image)) throw new UsageError(`IMAGES: ${image} does not exist; expected an image file`);
-    if (!fs.statSync(image).isFile()) throw new UsageError(`IMAGES: ${image} is a folder; expected an image file`);
+    const stat = fs.statSync(image);
+    if (!stat.isFile()) throw new UsageError(`IMAGES: ${image} is ${kindOf(stat)}; expected an image file`);
   }
   const model = resolveModel(flags.model);
   const top = flags.top === undefined ? 1 : integerIn('top', flags.top, 1, model.meta.classes.length);

@@ -10,7 +10,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Item } from './types';
+import type { Item, SkippedFile } from './types';
+import { notRegularFile } from '../util/files';
 import { Random } from './random';
 import { DATA_SEED } from '../defaults';
 
@@ -35,6 +36,8 @@ export interface ListedFolder {
   validItems: Item[];
   /** How the split was made: 'folder' (train/ and val/) or 'random'. */
   split: 'folder' | 'random';
+  /** Image-named entries left out: not regular files after following links (FIFOs, devices, dangling links). */
+  ignored: SkippedFile[];
 }
 
 function isImageFile(name: string): boolean {
@@ -56,23 +59,31 @@ function sortedEntries(dir: string): fs.Dirent[] {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** Image files under `dir`, recursively, sorted by path. */
-function imagesUnder(dir: string): string[] {
+/**
+ * Image files under `dir`, recursively, sorted by path. Only regular files, after following
+ * links: reading a FIFO or a device would block or never end. Those go to `ignored`.
+ */
+function imagesUnder(dir: string, ignored: SkippedFile[]): string[] {
   const out: string[] = [];
   for (const e of sortedEntries(dir)) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...imagesUnder(p));
-    else if ((e.isFile() || e.isSymbolicLink()) && isImageFile(e.name)) out.push(p);
+    if (e.isDirectory()) {
+      out.push(...imagesUnder(p, ignored));
+    } else if (isImageFile(e.name)) {
+      const why = e.isFile() ? null : notRegularFile(p);
+      if (why === null) out.push(p);
+      else ignored.push({ file: p, reason: why });
+    }
   }
   return out;
 }
 
 /** class name -> sorted image files, for each class subfolder of `dir`. */
-function classFolders(dir: string): Map<string, string[]> {
+function classFolders(dir: string, ignored: SkippedFile[]): Map<string, string[]> {
   const classes = new Map<string, string[]>();
   for (const e of sortedEntries(dir)) {
     if (!e.isDirectory() && !(e.isSymbolicLink() && isDirectory(path.join(dir, e.name)))) continue;
-    const files = imagesUnder(path.join(dir, e.name));
+    const files = imagesUnder(path.join(dir, e.name), ignored);
     classes.set(e.name, files);
   }
   return classes;
@@ -112,10 +123,11 @@ export function listImageFolder(root: string, options: FolderSplitOptions = {}):
 
   const trainDir = path.join(abs, trainFolder);
   const validDir = validFolders.map((v) => path.join(abs, v)).find(isDirectory);
+  const ignored: SkippedFile[] = [];
   if (isDirectory(trainDir) && validDir) {
-    const train = classFolders(trainDir);
+    const train = classFolders(trainDir, ignored);
     checkClasses(trainDir, train);
-    const valid = classFolders(validDir);
+    const valid = classFolders(validDir, ignored);
     const classes = [...train.keys()];
     const index = new Map(classes.map((c, i) => [c, i]));
     for (const name of valid.keys()) {
@@ -123,16 +135,16 @@ export function listImageFolder(root: string, options: FolderSplitOptions = {}):
     }
     const validItems = toItems(valid, index);
     if (validItems.length === 0) throw new Error(`image folder: validation folder ${validDir} has no image files`);
-    return { root: abs, classes, trainItems: toItems(train, index), validItems, split: 'folder' };
+    return { root: abs, classes, trainItems: toItems(train, index), validItems, split: 'folder', ignored };
   }
 
   const dir = isDirectory(trainDir) ? trainDir : abs;
-  const all = classFolders(dir);
+  const all = classFolders(dir, ignored);
   checkClasses(dir, all);
   const classes = [...all.keys()];
   const items = toItems(all, new Map(classes.map((c, i) => [c, i])));
   const { train, valid } = randomSplit(items, validPct, seed);
-  return { root: abs, classes, trainItems: train, validItems: valid, split: 'random' };
+  return { root: abs, classes, trainItems: train, validItems: valid, split: 'random', ignored };
 }
 
 /** fastai's RandomSplitter: shuffle with the seed, the first round(pct*n) go to validation. Order within each split is kept. */

@@ -158,6 +158,7 @@ export class ImageDataLoaders implements DataLoaders {
     this.statsValue = norm === 'imagenet' ? { mean: [...IMAGENET_STATS.mean], std: [...IMAGENET_STATS.std] } : norm === 'none' || norm === 'dataset' ? null : checkStats(norm);
     const prefetch = options.prefetch ?? 2;
     if (!Number.isInteger(prefetch) || prefetch < 1) throw new Error(`loader: prefetch must be a positive integer, got ${prefetch}`);
+    for (const { file, reason } of listed.ignored) this.log(`torchts: skipping ${file}: ${reason}`);
   }
 
   get stats(): { mean: number[]; std: number[] } | null {

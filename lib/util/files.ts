@@ -14,3 +14,28 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     throw err;
   }
 }
+
+/** What a path is, in words, for errors: "a folder", "a named pipe (FIFO)", ... */
+export function kindOf(stats: fs.Stats): string {
+  if (stats.isFile()) return 'a file';
+  if (stats.isDirectory()) return 'a folder';
+  if (stats.isFIFO()) return 'a named pipe (FIFO)';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  return 'not a regular file';
+}
+
+/**
+ * Why `file` cannot be read as a regular file (after following links), or null when it can.
+ * A FIFO or a device would block a read forever or never end.
+ */
+export function notRegularFile(file: string): string | null {
+  let stats: fs.Stats;
+  try {
+    stats = fs.statSync(file);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'a link to nothing (its target does not exist)' : (err as Error).message;
+  }
+  return stats.isFile() ? null : `${kindOf(stats)}, not a regular file`;
+}

@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -68,6 +69,13 @@ describe('cli/args', () => {
       assert.throws(() => existingFile('pretrained', dir), /--pretrained: .* is a folder; expected a file/);
       assert.throws(() => existingFolder('data', file), /--data: .* is a file; expected a folder/);
       assert.throws(() => existingFolder('data', path.join(dir, 'nope')), /does not exist; expected a folder/);
+    });
+
+    it('says what a path is when it is neither a file nor a folder (a FIFO would block a read forever)', () => {
+      const fifo = path.join(dir, 'pipe.pth');
+      execFileSync('mkfifo', [fifo]);
+      assert.throws(() => existingFile('pretrained', fifo), /--pretrained: .*pipe\.pth is a named pipe \(FIFO\); expected a file/);
+      assert.throws(() => existingFile('pretrained', '/dev/null'), /--pretrained: \/dev\/null is a character device; expected a file/);
     });
 
     it('accepts a new folder below a writable one without creating it', () => {

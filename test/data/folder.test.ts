@@ -1,7 +1,9 @@
 import { strict as assert } from 'assert';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { listImageFolder } from '../../lib/data/folder';
+import { imageFolder } from '../../lib/data/loader';
 import { removeDir, tempDir, writeClassFolder } from '../helpers/images';
 
 describe('data/folder listing and split', () => {
@@ -22,6 +24,32 @@ describe('data/folder listing and split', () => {
     assert.equal(l.trainItems.length, 7, 'the .txt file is not an image');
     assert.equal(l.validItems.length, 3);
     for (const item of [...l.trainItems, ...l.validItems]) assert.equal(l.classes[item.label], path.basename(path.dirname(item.file)));
+  });
+
+  it('lists only regular files after following links: a FIFO, a link to one and a dangling link are left out, with why', async () => {
+    const root = path.join(dir, 'odd');
+    await writeClassFolder(root, { split: '', classes: { a: 3, b: 3 } });
+    const fifo = path.join(dir, 'pipe.png');
+    execFileSync('mkfifo', [fifo]);
+    fs.symlinkSync(fifo, path.join(root, 'a', 'link-to-fifo.png'));
+    execFileSync('mkfifo', [path.join(root, 'b', 'fifo.png')]);
+    fs.symlinkSync(path.join(dir, 'nothing.png'), path.join(root, 'b', 'dangling.png'));
+    fs.symlinkSync(path.join(root, 'a', fs.readdirSync(path.join(root, 'a')).find((f) => f.endsWith('.png'))!), path.join(root, 'b', 'good-link.png'));
+    const l = listImageFolder(root, { validPct: 0 });
+    assert.equal(l.trainItems.length, 7, 'the 6 images and the link to a regular image');
+    assert.deepEqual(
+      l.ignored.map((s) => [path.basename(s.file), s.reason]),
+      [
+        ['link-to-fifo.png', 'a named pipe (FIFO), not a regular file'],
+        ['dangling.png', 'a link to nothing (its target does not exist)'],
+        ['fifo.png', 'a named pipe (FIFO), not a regular file'],
+      ],
+    );
+    // Reading the whole set ends (a FIFO in it would block the read forever) and says what was left out.
+    const lines: string[] = [];
+    const dls = await imageFolder(root, { validPct: 0.5, log: (line) => lines.push(line) });
+    for await (const batch of dls.train({ size: 16, bs: 2 }, 0)) assert.ok(batch.n > 0);
+    assert.equal(lines.filter((line) => /skipping .*(fifo|dangling)\.png: /.test(line)).length, 3, lines.join('\n'));
   });
 
   it('without val/: a seeded random split of validPct', () => {
