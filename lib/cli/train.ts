@@ -35,6 +35,7 @@ import {
 import { deviceLine, readRunConfig, resolveData, shortPath } from './common';
 import { kebab } from './flags';
 import { LAUNCH_FLAGS } from './launch';
+import { FolderLockedError, lockFolder } from '../util/run-lock';
 import { ReportCallback } from './report-callback';
 import type { FlagsOf } from './flags';
 import { AMP_CHOICES, AUGMENT_CHOICES, NORMALIZE_CHOICES, TRAIN_DEFAULTS, type AugmentFlag, type NormalizeFlag } from './train-defaults';
@@ -265,10 +266,32 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     native().setThreads(Math.max(1, Math.floor(coreCount() / Number(process.env.LOCAL_WORLD_SIZE ?? ranks.worldSize))));
   }
 
+  // Rank 0 owns the folder; two runs into one folder are refused (the second to lock it stops).
+  let unlock = () => {};
   if (ranks.main) {
-    fs.mkdirSync(config.out, { recursive: true });
+    try {
+      unlock = lockFolder(config.out);
+    } catch (err) {
+      if (err instanceof FolderLockedError) throw new UsageError(`--out: ${err.message}`);
+      throw err;
+    }
     if (!options.resume) writeJson(path.join(config.out, FILES.config), config);
   }
+  try {
+    return await trainInFolder(config, options, { ranks, device, say, stream });
+  } finally {
+    unlock();
+  }
+}
+
+interface RunContext {
+  ranks: RankInfo;
+  device: string;
+  say: (line?: string) => void;
+  stream: ProgressStream;
+}
+
+async function trainInFolder(config: TrainConfig, options: RunOptions, { ranks, device, say, stream }: RunContext): Promise<RunResult> {
   if (options.deviceLine ?? true) say(await deviceLine(device));
   const file = (name: string) => path.join(config.out, name);
 

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -16,6 +16,7 @@ import {
   writableFolder,
 } from '../../lib/cli/args';
 import { rewordYargs } from '../../lib/cli/main';
+import { FolderLockedError, LOCK_FILE, lockFolder } from '../../lib/util/run-lock';
 
 describe('cli/args', () => {
   it('parses progressive-resizing phases with optional batch sizes', () => {
@@ -69,6 +70,18 @@ describe('cli/args', () => {
       assert.throws(() => existingFile('pretrained', dir), /--pretrained: .* is a folder; expected a file/);
       assert.throws(() => existingFolder('data', file), /--data: .* is a file; expected a folder/);
       assert.throws(() => existingFolder('data', path.join(dir, 'nope')), /does not exist; expected a folder/);
+    });
+
+    it('locks a run folder: a live holder refuses the second run, a dead one is taken over', () => {
+      const lock = path.join(dir, LOCK_FILE);
+      fs.writeFileSync(lock, String(process.ppid)); // a live process
+      assert.throws(() => lockFolder(dir), (err: Error) => err instanceof FolderLockedError && err.message.includes(`in use by another run (process ${process.ppid})`));
+      const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+      fs.writeFileSync(lock, String(dead));
+      const release = lockFolder(dir);
+      assert.equal(fs.readFileSync(lock, 'utf8'), String(process.pid));
+      release();
+      assert.ok(!fs.existsSync(lock));
     });
 
     it('says what a path is when it is neither a file nor a folder (a FIFO would block a read forever)', () => {

@@ -241,6 +241,20 @@ describe('torchts-train (CLI, end to end)', function () {
     });
   });
 
+  describe('one run per folder', () => {
+    it('two runs started into one --out at once: one trains, the other stops with exit 2 and writes nothing', async () => {
+      const out = path.join(tmp.dir, 'contested');
+      const flags = ['--data', data, ...TINY, '--epochs', '1', '--out', out];
+      const results = await Promise.all([runCli(flags, tmp.dir), runCli(flags, tmp.dir)]);
+      const codes = results.map((r) => r.code).sort();
+      assert.deepEqual(codes, [0, 2], results.map(explain).join('\n'));
+      const loser = results.find((r) => r.code === 2)!;
+      assert.match(loser.stderr, /--out: .*(is in use by another run \(process \d+\)|is not empty)/);
+      assert.ok(!fs.existsSync(path.join(out, '.torchts.lock')), 'the lock is released');
+      assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).length, 1, "one run's metrics");
+    });
+  });
+
   describe('SIGINT and --resume', () => {
     it('stops with a checkpoint and exit 130; --resume gives the uninterrupted result', async () => {
       const flags = ['--data', data, ...TINY, '--epochs', '4', '--mixup'];
