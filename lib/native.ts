@@ -224,7 +224,7 @@ export interface NativeLearner {
   trainStep(batch: NativeBatch, hyper: NativeHyper): Promise<NativeStepResult>;
   /** Forward in eval mode without gradients; loss uses the learner's label smoothing. */
   evalStep(batch: NativeBatch, options?: { probs?: boolean }): Promise<NativeEvalResult>;
-  /** Softmax probabilities, n*numClasses, eval mode. */
+  /** Softmax probabilities, n*numClasses, eval mode; rejects when they are not finite (a diverged or damaged model). */
   predict(batch: NativeBatch): Promise<Float32Array>;
   /**
    * Freeze groups [0, upTo): their weights stop training, but their 1-D parameters (norm weights
@@ -245,6 +245,8 @@ export interface NativeLearner {
   /** Loads a torch.save(model.state_dict()) file; skipHead leaves the classifier when shapes differ. */
   loadTorchvision(file: string, options?: { skipHead?: boolean }): Promise<NativeLoadReport>;
   parameters(): NativeParam[];
+  /** Names of the parameters and buffers holding NaN or infinite values (empty when every weight is finite). */
+  nonFiniteWeights(): Promise<string[]>;
   /** The floating-point weights (parameters and buffers, by state_dict name), flattened, as a copy. */
   stateDict(): Promise<Record<string, Float32Array>>;
   /**

@@ -81,6 +81,7 @@ class LearnerCore {
 
   // The weights as a checkpoint holds them: parameters, then buffers, on the CPU.
   NamedTensors stateDict() const { return model_.checkpoint().tensors; }
+  std::vector<std::string> nonFiniteWeights() const { return model_.nonFiniteWeights(); }
 
   // Names, shapes and groups (immutable after construction); `frozenUpTo` gives trainable.
   std::vector<ParamInfo> parameters(int frozenUpTo) const;

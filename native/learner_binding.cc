@@ -41,6 +41,7 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
                            InstanceMethod<&Learner::LoadTorchvision>("loadTorchvision"),
                            InstanceMethod<&Learner::Parameters>("parameters"),
                            InstanceMethod<&Learner::StateDict>("stateDict"),
+                           InstanceMethod<&Learner::NonFiniteWeights>("nonFiniteWeights"),
                            InstanceMethod<&Learner::JoinGroup>("joinGroup"),
                            InstanceMethod<&Learner::AllReduce>("allReduce"),
                            InstanceMethod<&Learner::ReportFailure>("reportFailure"),
@@ -203,6 +204,16 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
             }
             return out;
           });
+    });
+  }
+
+  // Names of the weights holding NaN or infinite values (an empty array when all are finite).
+  Napi::Value NonFiniteWeights(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      return schedule<std::vector<std::string>>(
+          env, [](LearnerCore& core) { return core.nonFiniteWeights(); },
+          [](Napi::Env env, std::vector<std::string>& names) -> Napi::Value { return stringArray(env, names); });
     });
   }
 

@@ -57,7 +57,23 @@ torch::Tensor ModelCore::predict(const BatchSpec& batch) {
   torch::NoGradGuard noGrad;
   network_->eval();
   auto logits = forward(inputs(batch)).to(torch::kFloat);
-  return torch::softmax(logits, 1).cpu().contiguous();
+  auto probs = torch::softmax(logits, 1).cpu().contiguous();
+  // A diverged or damaged model gives NaN everywhere: say so rather than predict a class.
+  if (!torch::isfinite(probs).all().item<bool>()) {
+    throw std::runtime_error("the model's outputs are not finite (NaN or infinite): its weights are damaged, or the fit that made it diverged");
+  }
+  return probs;
+}
+
+std::vector<std::string> ModelCore::nonFiniteWeights() const {
+  std::vector<std::string> names;
+  for (const auto& item : network_->named_parameters()) {
+    if (!torch::isfinite(item.value()).all().item<bool>()) names.push_back(item.key());
+  }
+  for (const auto& item : network_->named_buffers()) {
+    if (item.value().is_floating_point() && !torch::isfinite(item.value()).all().item<bool>()) names.push_back(item.key());
+  }
+  return names;
 }
 
 Archive ModelCore::checkpoint() const {

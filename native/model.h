@@ -33,9 +33,11 @@ class ModelCore {
   torch::Tensor inputs(const BatchSpec& batch) const;
   // Logits, under autocast when amp is on and the device is CUDA.
   torch::Tensor forward(const torch::Tensor& images);
-  // Softmax probabilities [n, c], float on the CPU, eval mode.
+  // Softmax probabilities [n, c], float on the CPU, eval mode; throws when they are not finite.
   torch::Tensor predict(const BatchSpec& batch);
   torch::Tensor onDevice(const torch::Tensor& t) const;
+  // Names of the parameters and buffers holding NaN or infinite values (none: empty).
+  std::vector<std::string> nonFiniteWeights() const;
 
   // The weights (parameters, then buffers, by state_dict name) and the arch and class count,
   // as a checkpoint holds them; the caller adds its own tensors and metadata.

@@ -92,7 +92,8 @@ export class ReportCallback implements Callback {
       seconds: record.seconds,
     });
     this.options.metrics.add(metricsRecordOf(record));
-    if (record.metrics.accuracy !== undefined && this.accuracy.improved(record)) {
+    // An epoch whose validation loss is not finite has diverged: its weights are never the best.
+    if (record.metrics.accuracy !== undefined && Number.isFinite(record.validLoss) && this.accuracy.improved(record)) {
       await this.options.onBest?.(state, record.metrics.accuracy);
     }
   }

@@ -293,6 +293,10 @@ export class Learner extends NativeOwner<NativeLearner> {
    * predictor knows which model to build before it reads the weights.
    */
   async export(file: string): Promise<void> {
+    const damaged = await this.model.nonFiniteWeights();
+    if (damaged.length > 0) {
+      throw new Error(`export: ${damaged.length} weight tensor(s) hold NaN or infinite values (${damaged.slice(0, 3).join(', ')}${damaged.length > 3 ? ', ...' : ''}): the fit diverged; nothing was written to ${file}`);
+    }
     writeSidecar(file, await this.saveWith(file, 'torchts-export'));
   }
 

@@ -187,7 +187,11 @@ export class Loop {
       Object.assign(control, { batch, mix: undefined, hyper: undefined, batchIndex: index, loss: undefined, training: true });
       await this.emit('beforeBatch');
       if (!control.hyper) throw new Error('fit: no callback set the step\'s lrs (control.hyper) in beforeBatch');
-      const { loss, stop } = await this.host.model.trainStep(toNative(batch, control.mix), control.hyper);
+      const { loss, stop } = await this.host.model.trainStep(toNative(batch, control.mix), control.hyper).catch((err: unknown) => {
+        // Say where: the native step knows only its own batch.
+        if (err instanceof Error) err.message = `epoch ${control.epoch + 1}/${control.epochs}, batch ${index + 1}/${control.batchCount}: ${err.message}`;
+        throw err;
+      });
       control.loss = loss;
       // The ranks of a group stop together, after the step where one of them asked to.
       if (stop) control.stop(this.host.group?.stopReason() ?? 'stopped');

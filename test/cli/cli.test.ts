@@ -241,6 +241,16 @@ describe('torchts-train (CLI, end to end)', function () {
     });
   });
 
+  describe('a diverging fit', () => {
+    it('a NaN loss ends the run naming the epoch and the batch, and exports no model', async () => {
+      const out = path.join(tmp.dir, 'diverged');
+      const result = await runCli(['--data', data, ...TINY, '--epochs', '1', '--lr', '1e9', '--out', out], tmp.dir);
+      assert.equal(result.code, 1, explain(result));
+      assert.match(result.stderr, /error: epoch 1\/1, batch \d+\/\d+: torchts: loss is NaN at this step/);
+      assert.ok(!fs.existsSync(path.join(out, 'best.tsl')) && !fs.existsSync(path.join(out, 'last.tsl')));
+    });
+  });
+
   describe('one run per folder', () => {
     it('two runs started into one --out at once: one trains, the other stops with exit 2 and writes nothing', async () => {
       const out = path.join(tmp.dir, 'contested');

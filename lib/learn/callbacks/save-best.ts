@@ -2,7 +2,7 @@
 import type { Callback, FitControl } from '../types';
 import { Tracker, type MonitorOptions } from './monitor';
 
-/** Saves the learner whenever the monitored value improves; by default reloads the best weights at the end. */
+/** Saves the learner whenever the monitored value improves (on epochs with a finite validation loss); by default reloads the best weights at the end. */
 export class SaveBestModel implements Callback {
   readonly name = 'SaveBestModel';
   private tracker?: Tracker;
@@ -24,7 +24,8 @@ export class SaveBestModel implements Callback {
   }
 
   async afterEpoch(control: FitControl): Promise<void> {
-    if (!control.record || !this.tracker?.improved(control.record)) return;
+    // A diverged epoch (validation loss not finite) is never the best, whatever its metric says.
+    if (!control.record || !Number.isFinite(control.record.validLoss) || !this.tracker?.improved(control.record)) return;
     this.bestEpoch = control.record.epoch;
     await control.save(this.file);
   }
