@@ -35,7 +35,7 @@ import {
 import { deviceLine, readRunConfig, resolveData, shortPath } from './common';
 import { kebab } from './flags';
 import { LAUNCH_FLAGS } from './launch';
-import { FolderLockedError, lockFolder } from '../util/run-lock';
+import { FolderLockedError, lockFolder, removeStaleTemporaries } from '../util/run-lock';
 import { ReportCallback } from './report-callback';
 import type { FlagsOf } from './flags';
 import { AMP_CHOICES, AUGMENT_CHOICES, NORMALIZE_CHOICES, TRAIN_DEFAULTS, type AugmentFlag, type NormalizeFlag } from './train-defaults';
@@ -172,6 +172,11 @@ export function resumeConfigFrom(flags: TrainFlags): { config: TrainConfig; chec
   if (!config || config.command !== 'train') {
     throw new UsageError(`--resume: ${flags.resume} has no config.json of a train run beside it; expected the checkpoint an interrupted run printed`);
   }
+  if ([FILES.last, FILES.best].includes(path.basename(checkpoint) as typeof FILES.last)) {
+    throw new UsageError(
+      `--resume: ${flags.resume} is an exported model, not a resumable checkpoint; expected ${FILES.interrupted} (written on Ctrl-C) or ${FILES.autosave} (written after every epoch) from the same folder`,
+    );
+  }
   const allowed: readonly string[] = ['resume', 'device', 'workers', ...LAUNCH_FLAGS];
   const extra = Object.entries(flags).filter(([k, v]) => v !== undefined && !allowed.includes(k));
   if (extra.length) throw new UsageError(`--${kebab(extra[0][0])}: not allowed with --resume (the run continues with its saved config)`);
@@ -212,6 +217,8 @@ export const FILES = {
   last: 'last.tsl',
   best: 'best.tsl',
   interrupted: 'interrupted.tsl',
+  /** A resumable checkpoint after every epoch: what `--resume` takes after a crash or kill -9. */
+  autosave: 'checkpoint.tsl',
   results: 'results.json',
 } as const;
 
@@ -276,6 +283,8 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
       throw err;
     }
     if (!options.resume) writeJson(path.join(config.out, FILES.config), config);
+    // What a killed run left half-written (its processes are gone, the lock is ours).
+    removeStaleTemporaries(config.out);
   }
   try {
     return await trainInFolder(config, options, { ranks, device, say, stream });
@@ -327,6 +336,7 @@ async function trainInFolder(config: TrainConfig, options: RunOptions, { ranks, 
       bs: config.phases?.[0].bs ?? config.bs,
       callbacks: report ? [report] : [],
       distributed: 'env',
+      autosave: file(FILES.autosave),
     });
     const parallel = ranks.worldSize > 1 ? ` | ${ranks.worldSize} data-parallel ranks, bs ${config.bs} each` : '';
     say(`data: ${config.dataName ?? shortPath(config.data)} | ${data.classes.length} classes | ${data.trainItems.length} train, ${data.validItems.length} valid images | ${config.arch} | ${describeSchedule(config)}${parallel}`);
@@ -360,8 +370,9 @@ async function trainInFolder(config: TrainConfig, options: RunOptions, { ranks, 
       seconds: Number(seconds.toFixed(3)),
       ...(ranks.worldSize > 1 ? { worldSize: ranks.worldSize } : {}),
     });
-    // Only now that the final model and results are on disk is the resume point no longer needed.
+    // Only now that the final model and results are on disk are the resume points no longer needed.
     if (options.resume) fs.rmSync(options.resume, { force: true });
+    fs.rmSync(file(FILES.autosave), { force: true });
     const files = [FILES.config, 'metrics.csv', 'metrics.json', FILES.last, FILES.best, FILES.results, ...charts.map((c) => path.basename(c))];
     say('');
     say(`accuracy ${accuracy.toFixed(4)}${tta ? ` | with TTA ${tta.accuracy.toFixed(4)}` : ''} | valid loss ${valid.loss.toFixed(4)} | ${seconds.toFixed(1)} s`);

@@ -61,6 +61,8 @@ export class Learner extends NativeOwner<NativeLearner> {
   readonly metrics: Metric[];
   readonly callbacks: Callback[];
   readonly mix: MixOptions | null;
+  /** Where a resumable checkpoint is saved after every epoch (`LearnerOptions.autosave`). */
+  readonly autosave?: string;
   /** Normalisation applied on the device (null: x/255 only). */
   readonly normalize: NormalizeStats;
   /** Loader settings of the last fit (validate, tta and lrFind use them by default). */
@@ -86,6 +88,7 @@ export class Learner extends NativeOwner<NativeLearner> {
     this.metrics = options.metrics ?? [accuracy()];
     this.callbacks = [...(options.callbacks ?? [])];
     this.mix = options.mix ?? null;
+    this.autosave = options.autosave;
     this.normalize = setup.normalize;
     this.settings = setup.settings;
     if (setup.group) {
@@ -200,7 +203,7 @@ export class Learner extends NativeOwner<NativeLearner> {
   /** Continues the fit saved in `file` (by `requestStop` with a checkpoint) at the step where it stopped. */
   async resume(file: string): Promise<FitResult> {
     const meta = await this.loadMeta(file);
-    if (!meta.resume) throw new Error(`resume: ${file} holds no interrupted fit (it was saved outside a fit)`);
+    if (!meta.resume) throw new Error(`resume: ${file} holds no interrupted fit (it is an exported model or a save made outside a fit)`);
     this.frozenTo = meta.frozenTo;
     this.dataEpoch = meta.dataEpoch;
     this.history = meta.resume.history;
@@ -297,7 +300,11 @@ export class Learner extends NativeOwner<NativeLearner> {
     if (damaged.length > 0) {
       throw new Error(`export: ${damaged.length} weight tensor(s) hold NaN or infinite values (${damaged.slice(0, 3).join(', ')}${damaged.length > 3 ? ', ...' : ''}): the fit diverged; nothing was written to ${file}`);
     }
-    writeSidecar(file, await this.saveWith(file, 'torchts-export'));
+    // The sidecar first: a kill between the two writes leaves the previous model with a sidecar
+    // that describes it too (same arch and classes), never a model without one.
+    const meta = this.metaFor('torchts-export');
+    writeSidecar(file, meta);
+    await this.saveMeta(file, meta);
   }
 
   private setFrozen(upTo: number): void {
@@ -381,6 +388,9 @@ export class Learner extends NativeOwner<NativeLearner> {
         settings: this.settings,
         callbacks,
         records: history.records,
+        onEpochEnd: async (position) => {
+          if (this.autosave && this.isMain) await this.saveWith(this.autosave, 'torchts-learner', { stages, position, smooth: smooth.toJSON(), history });
+        },
         onStop: async (position) => {
           // In a group, rank 0 writes the one checkpoint (every rank holds the same weights).
           if (!running.checkpoint || !this.isMain) return;
@@ -405,8 +415,17 @@ export class Learner extends NativeOwner<NativeLearner> {
   }
 
   private async saveWith(file: string, format: CheckpointMeta['format'], resume?: CheckpointMeta['resume']): Promise<CheckpointMeta> {
+    return this.saveMeta(file, this.metaFor(format, resume));
+  }
+
+  private async saveMeta(file: string, meta: CheckpointMeta): Promise<CheckpointMeta> {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    const meta: CheckpointMeta = {
+    await this.model.save(file, JSON.stringify(meta));
+    return meta;
+  }
+
+  private metaFor(format: CheckpointMeta['format'], resume?: CheckpointMeta['resume']): CheckpointMeta {
+    return {
       format,
       version: FORMAT_VERSION,
       arch: this.arch,
@@ -418,8 +437,6 @@ export class Learner extends NativeOwner<NativeLearner> {
       worldSize: this.worldSize,
       resume,
     };
-    await this.model.save(file, JSON.stringify(meta));
-    return meta;
   }
 
   private async loadMeta(file: string): Promise<CheckpointMeta> {

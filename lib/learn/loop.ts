@@ -51,6 +51,8 @@ export interface LoopRun {
   records: EpochRecord[];
   /** Called when the fit stopped early, before `afterFit`, with where to continue. */
   onStop?: (position: Position) => Promise<void>;
+  /** Called after every completed epoch (after `afterEpoch`) with where the next one starts. */
+  onEpochEnd?: (position: Position) => Promise<void>;
 }
 
 export interface LoopResult {
@@ -151,6 +153,11 @@ export class Loop {
           if (!finished) break;
           pos.fitEpoch++;
           this.host.dataEpoch++;
+          if (this.run.onEpochEnd) {
+            const next = { ...pos };
+            advancePastEpoch(next, stage);
+            await this.run.onEpochEnd(next);
+          }
           if (control.stopReason) {
             advancePastEpoch(pos, stage);
             break;

@@ -62,6 +62,12 @@ export interface LearnerOptions {
    */
   distributed?: DistributedOption;
   /**
+   * A file where, after every epoch of a fit, the learner saves a resumable checkpoint (atomically;
+   * rank 0 alone in a group): after a crash or kill -9, `resume(file)` continues at the next epoch.
+   * Default none.
+   */
+  autosave?: string;
+  /**
    * 'train' (default): BatchNorm normalises with batch statistics and updates its running ones
    * (per process in a group, as DistributedDataParallel). 'frozen': it uses the running statistics
    * while training and leaves them unchanged, e.g. for fine-tuning on small batches.

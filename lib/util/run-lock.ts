@@ -48,3 +48,18 @@ export function lockFolder(dir: string): () => void {
   }
   throw new FolderLockedError(`${dir}: could not take its lock (${file}); another run may be starting there`);
 }
+
+/**
+ * Removes the temporary files that writers killed mid-write left in `dir` (a checkpoint's
+ * `<file>.tmp-<pid>-<n>`, an atomic file's `<file>.<pid>.tmp`) whose process is gone. Returns their names.
+ */
+export function removeStaleTemporaries(dir: string): string[] {
+  const removed: string[] = [];
+  for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    const match = /\.tmp-(\d+)-\d+$/.exec(name) ?? /\.(\d+)\.tmp$/.exec(name);
+    if (!match || alive(Number(match[1]))) continue;
+    fs.rmSync(path.join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}

@@ -251,6 +251,31 @@ describe('torchts-train (CLI, end to end)', function () {
     });
   });
 
+  describe('kill -9', () => {
+    it('--resume continues from the checkpoint saved after the last complete epoch, and clears what the kill left half-written', async () => {
+      const out = path.join(tmp.dir, 'killed');
+      const started = startCli(['--data', data, ...TINY, '--epochs', '3', '--out', out], tmp.dir);
+      const autosave = path.join(out, 'checkpoint.tsl');
+      for (const start = Date.now(); !fs.existsSync(autosave); ) {
+        if (started.child.exitCode !== null || Date.now() - start > 60_000) throw new Error(`no checkpoint.tsl:\n${started.stdout}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      started.child.kill('SIGKILL');
+      await started.done;
+      // What a kill during a write leaves: a temporary of a process that is gone.
+      const stale = path.join(out, 'best.tsl.tmp-2147483646-0');
+      fs.writeFileSync(stale, 'half a checkpoint');
+      const exported = await runCli(['--resume', path.join(out, 'best.tsl')], tmp.dir);
+      assert.equal(exported.code, 2, explain(exported));
+      assert.match(exported.stderr, /best\.tsl is an exported model, not a resumable checkpoint; expected interrupted\.tsl .* or checkpoint\.tsl/);
+      const resumed = await runCli(['--resume', autosave], tmp.dir);
+      assert.equal(resumed.code, 0, explain(resumed));
+      assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).length, 3);
+      assert.ok(!fs.existsSync(stale), 'the stale temporary is removed');
+      assert.ok(!fs.existsSync(autosave) && fs.existsSync(path.join(out, 'last.tsl')));
+    });
+  });
+
   describe('one run per folder', () => {
     it('two runs started into one --out at once: one trains, the other stops with exit 2 and writes nothing', async () => {
       const out = path.join(tmp.dir, 'contested');

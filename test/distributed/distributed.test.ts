@@ -245,7 +245,7 @@ describe('data-parallel training (c10d, real processes)', function () {
       started.child.kill('SIGINT');
       const stopped = await started.done;
       assert.equal(stopped.code, 130, explain(stopped));
-      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tsl')).sort(), ['best.tsl', 'interrupted.tsl']);
+      assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tsl')).sort(), ['best.tsl', 'checkpoint.tsl', 'interrupted.tsl']);
       assert.match(stopped.stdout, /resume with: npx torchts-train --nproc-per-node 2 --resume /);
       const resumed = await runCli(['--resume', path.join(dir, 'interrupted.tsl')], tmp.dir);
       assert.equal(resumed.code, 0, explain(resumed));
