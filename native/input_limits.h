@@ -18,6 +18,9 @@ constexpr int64_t kMaxThreads = 1024;
 constexpr int64_t kMaxSeed = 9007199254740991LL;
 // The JPEG decoder's square side and its pool workers per call (native/jpeg.cc).
 constexpr int64_t kMaxPresize = 8192;
+// Pixels a JPEG's header may claim (sharp's default limitInputPixels, 0x3FFF squared): above it
+// the file is a decompression bomb, refused before anything is allocated (sharp refuses it too).
+constexpr int64_t kMaxJpegSourcePixels = int64_t(0x3FFF) * 0x3FFF;
 constexpr int64_t kMaxDecodeWorkers = 256;
 
 }  // namespace torchts

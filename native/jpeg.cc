@@ -258,6 +258,10 @@ Refusal decodeScaled(const uint8_t* data, size_t size, int side, JpegScratch& sc
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
+  if (int64_t(cinfo.image_width) * cinfo.image_height > kMaxJpegSourcePixels) {
+    jpeg_destroy_decompress(&cinfo);
+    return Refusal::tooLarge;  // before any allocation: the header alone costs nothing
+  }
   const J_COLOR_SPACE cs = cinfo.jpeg_color_space;
   if (cs != JCS_YCbCr && cs != JCS_RGB && cs != JCS_GRAYSCALE) {
     jpeg_destroy_decompress(&cinfo);

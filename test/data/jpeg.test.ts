@@ -149,6 +149,21 @@ describe('data/jpeg (native libjpeg-turbo decode)', function () {
     assert.ok(results.every((r) => r === null || typeof r === 'string'));
   });
 
+  it('native: a header claiming 65500 x 65500 pixels is refused before anything is allocated', async () => {
+    const good = Buffer.from(fs.readFileSync(files[0]));
+    // Rewrite the frame header's height and width (SOF0/SOF2: FFC0/FFC2, length, precision, H, W).
+    let sof = -1;
+    for (let i = 2; i + 8 < good.length && sof < 0; i++) if (good[i] === 0xff && (good[i + 1] === 0xc0 || good[i + 1] === 0xc2)) sof = i;
+    assert.ok(sof > 0, 'a frame header');
+    good.writeUInt16BE(65500, sof + 5);
+    good.writeUInt16BE(65500, sof + 7);
+    const before = process.memoryUsage().rss;
+    const errors = await nativeJpegDecoder()!([good], 16, new Uint8Array(16 * 16 * 3), [0], 1);
+    assert.match(String(errors[0]), /image too large for the native decoder/);
+    // Decoding at 1/8 scale would have needed 8187 x 8187 x 3 bytes (about 200 MB).
+    assert.ok(process.memoryUsage().rss - before < 64 * 2 ** 20, `rss grew by ${((process.memoryUsage().rss - before) / 2 ** 20).toFixed(0)} MB`);
+  });
+
   it('native: bad arguments throw errors that name the argument', () => {
     const decode = nativeJpegDecoder()!;
     const buf = fs.readFileSync(files[0]);
