@@ -106,7 +106,12 @@ Archive ModelCore::load(const std::string& path) {
 }
 
 LoadReport ModelCore::loadTorchvision(const std::string& path, bool skipHead) {
-  return loadStateDict(*network_, readTorchSave(path), skipHead);
+  auto state = readTorchSave(path);
+  try {
+    return loadStateDict(*network_, state, skipHead);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(path + ": " + e.what());  // which file does not fit
+  }
 }
 
 }  // namespace torchts

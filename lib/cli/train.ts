@@ -408,7 +408,9 @@ function describeSchedule(config: TrainConfig): string {
 async function fitAsConfigured(learner: Learner, config: TrainConfig, resume?: string): Promise<FitResult> {
   if (resume) return learner.resume(resume);
   if (config.pretrained) {
-    const report = await learner.model.loadTorchvision(config.pretrained, { skipHead: true });
+    const report = await learner.model.loadTorchvision(config.pretrained, { skipHead: true }).catch((err: unknown) => {
+      throw new UsageError(`--pretrained: ${(err as Error).message.replace(/^torchts: /, '')}`);
+    });
     if (report.loaded.length === 0) throw new UsageError(`--pretrained: ${config.pretrained} holds no weights that fit ${config.arch}; expected torchvision ${config.arch} weights`);
   }
   if (config.phases) {
