@@ -25,6 +25,10 @@ export interface NativeLossCheck {
 export interface NativeInternals {
   /** The Learner's loss on given logits, per sample and its mean. */
   lossCheck(args: NativeLossCheck): { loss: number; perSample: Float32Array };
+  /** What a checkpoint file holds (any format this build reads), without a model. */
+  readCheckpoint(file: string): { meta: Record<string, string>; tensors: string[] };
+  /** Writes a small checkpoint in format 1 (a libtorch archive), as torchts wrote before format 2. */
+  writeFormat1Checkpoint(file: string, meta: string): void;
   /**
    * The float NCHW images (n*3*size*size, contiguous) the model would see for `batch`: uint8 ->
    * [0, 1], augment, lighting, (x - mean)/std, mix. Runs synchronously on the CPU.

@@ -20,16 +20,18 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "checkpoint_format.h"
 #include "pickle.h"
 #include "zip.h"
 
 namespace torchts {
 namespace {
 
-// Our checkpoint is a libtorch archive (TorchScript zip) holding three values:
+// Format 1 (what torchts wrote before format 2, checkpoint_format.h) is a libtorch archive
+// (TorchScript zip) holding three values:
 //   "format"  = kFormat, "version" = kVersion,
 //   "tensors" = Dict[str, Tensor] in insertion order, "meta" = Dict[str, str].
-// The marker lets readArchive tell our files from any other libtorch archive.
+// The marker lets readArchive tell those files from any other libtorch archive.
 constexpr const char* kFormat = "torchts-checkpoint";
 constexpr int64_t kVersion = 1;
 
@@ -45,6 +47,43 @@ std::string shapeText(const torch::Tensor& t) {
 
 std::string firstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
+// A format 1 checkpoint is a libtorch archive, whose loader recurses as deep as its pickles nest
+// and compiles its TorchScript code: both are checked first, so a hostile file is refused
+// instead of ending the process. Ours nest a few levels and hold a few lines of code.
+void checkLegacyCheckpoint(const std::string& path) {
+  constexpr size_t kMaxNesting = 64;
+  constexpr uint64_t kMaxCodeBytes = 1 << 20;
+  std::unique_ptr<ZipReader> zip;
+  try {
+    zip = std::make_unique<ZipReader>(path);
+  } catch (const std::runtime_error& e) {
+    notOurs(path, firstLine(e.what()));
+  }
+  for (const auto& name : zip->names()) {
+    const bool pickle = name.size() > 4 && (name.compare(name.size() - 4, 4, ".pkl") == 0 ||
+                                            name.compare(name.size() - 4, 4, "_pkl") == 0);
+    const bool code = name.find("/code/") != std::string::npos && !pickle;
+    if (!pickle && !code) continue;
+    if (code && zip->size(name) > kMaxCodeBytes) notOurs(path, name + " is " + std::to_string(zip->size(name)) + " bytes of code");
+    std::string bytes;
+    try {
+      bytes = zip->read(name);
+    } catch (const std::runtime_error& e) {
+      notOurs(path, firstLine(e.what()));
+    }
+    if (pickle) {
+      checkPickleShape(bytes, kMaxNesting, path + ": " + name);
+      continue;
+    }
+    int depth = 0, deepest = 0;
+    for (char c : bytes) {
+      depth += (c == '(' || c == '[' || c == '{') - (c == ')' || c == ']' || c == '}');
+      deepest = std::max(deepest, depth);
+    }
+    if (deepest > static_cast<int>(kMaxNesting)) notOurs(path, name + " nests " + std::to_string(deepest) + " brackets deep");
+  }
+}
+
 }  // namespace
 
 std::string userMeta(const Archive& archive) {
@@ -54,23 +93,18 @@ std::string userMeta(const Archive& archive) {
 
 namespace {
 
-// Serialises `out` into `tmp` with our own checked writes, then flushes it to the disk. libtorch's
-// file writer reports a short write (a full disk) by throwing from its destructor, which ends
-// the process; through a write function it never sees one: the first failure is kept and
-// reported here, after libtorch is done.
-void writeThroughFile(torch::serialize::OutputArchive& out, const std::string& tmp, const std::string& path) {
+// Writes `archive` to `tmp` with checked writes, then flushes it to the disk: a full disk is an
+// error naming the file, never a half-written checkpoint under the final name.
+void writeThroughFile(const Archive& archive, const std::string& tmp, const std::string& path) {
   std::FILE* file = std::fopen(tmp.c_str(), "wb");
   if (!file) throw std::runtime_error(path + ": could not write checkpoint: " + std::strerror(errno));
   int error = 0;
   try {
-    out.save_to([&](const void* data, size_t size) -> size_t {
-      if (error == 0 && std::fwrite(data, 1, size, file) != size) error = errno ? errno : EIO;
-      return size;
-    });
-  } catch (const std::exception& e) {
+    error = writeCheckpoint(file, archive);
+  } catch (...) {
     std::fclose(file);
     std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": could not write checkpoint: " + firstLine(e.what()));
+    throw;
   }
   if (error == 0 && std::fflush(file) != 0) error = errno;
   if (error == 0 && fsync(fileno(file)) != 0) error = errno;
@@ -85,25 +119,14 @@ void writeThroughFile(torch::serialize::OutputArchive& out, const std::string& t
 }  // namespace
 
 void writeArchive(const std::string& path, const Archive& archive) {
-  c10::Dict<std::string, torch::Tensor> tensors;
+  std::set<std::string> names;
   for (const auto& [name, tensor] : archive.tensors) {
-    if (tensors.contains(name)) throw std::invalid_argument("checkpoint tensor name '" + name + "' appears twice");
-    // Detached CPU copies: the file must not depend on the device or on autograd.
-    tensors.insert(name, tensor.detach().to(torch::kCPU).contiguous());
+    if (!names.insert(name).second) throw std::invalid_argument("checkpoint tensor name '" + name + "' appears twice");
   }
-  c10::Dict<std::string, std::string> meta;
-  for (const auto& [key, value] : archive.meta) meta.insert(key, value);
-
-  torch::serialize::OutputArchive out;
-  out.write("format", c10::IValue(std::string(kFormat)));
-  out.write("version", c10::IValue(kVersion));
-  out.write("tensors", c10::IValue(tensors));
-  out.write("meta", c10::IValue(meta));
-
   // Unique per process and per call, so two learners saving at once never share a temporary.
   static std::atomic<uint64_t> saves{0};
   const std::string tmp = path + ".tmp-" + std::to_string(TORCHTS_GETPID()) + "-" + std::to_string(saves++);
-  writeThroughFile(out, tmp, path);
+  writeThroughFile(archive, tmp, path);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());
@@ -111,8 +134,24 @@ void writeArchive(const std::string& path, const Archive& archive) {
   }
 }
 
+void writeFormat1Archive(const std::string& path, const Archive& archive) {
+  c10::Dict<std::string, torch::Tensor> tensors;
+  for (const auto& [name, tensor] : archive.tensors) tensors.insert(name, tensor.detach().cpu().contiguous());
+  c10::Dict<std::string, std::string> meta;
+  for (const auto& [key, value] : archive.meta) meta.insert(key, value);
+  torch::serialize::OutputArchive out;
+  out.write("format", c10::IValue(std::string(kFormat)));
+  out.write("version", c10::IValue(kVersion));
+  out.write("tensors", c10::IValue(tensors));
+  out.write("meta", c10::IValue(meta));
+  out.save_to(path);
+}
+
 Archive readArchive(const std::string& path) {
   if (!std::ifstream(path, std::ios::binary)) throw std::runtime_error(path + ": cannot open checkpoint file");
+  if (hasCheckpointMagic(path)) return readCheckpoint(path);
+  // Format 1 (torchts before format 2): a libtorch archive, checked before libtorch parses it.
+  checkLegacyCheckpoint(path);
   torch::serialize::InputArchive in;
   try {
     in.load_from(path);

@@ -23,8 +23,11 @@ std::string userMeta(const Archive& archive);
 
 // Writes to `path + ".tmp-<pid>"` then renames, so a crash never leaves a half file.
 void writeArchive(const std::string& path, const Archive& archive);
-// Throws std::runtime_error naming the path when it is missing or not ours.
+// Throws std::runtime_error naming the path when it is missing, damaged, newer or not ours.
+// Reads format 2 (checkpoint_format.h) and format 1 (a libtorch archive, checked first).
 Archive readArchive(const std::string& path);
+// Writes format 1, as torchts did before format 2: only for the tests that old files still load.
+void writeFormat1Archive(const std::string& path, const Archive& archive);
 
 // Reads a file written by torch.save(model.state_dict()) (zip format: OrderedDict or dict
 // of tensors). Throws std::runtime_error with a clear message for anything else.

@@ -6,6 +6,7 @@
 
 #include "augment.h"
 #include "batch_schema.h"
+#include "checkpoint.h"
 #include "errors.h"
 #include "js_values.h"
 #include "input_limits.h"
@@ -69,12 +70,43 @@ Napi::Value PrepareBatch(const Napi::CallbackInfo& info) {
   });
 }
 
+// readCheckpoint(file) -> {meta, tensors: [name]}: what readArchive finds, with no model.
+Napi::Value ReadCheckpoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    const auto archive = readArchive(stringArg(info[0], "readCheckpoint(file): file"));
+    auto meta = Napi::Object::New(env);
+    for (const auto& [key, value] : archive.meta) meta.Set(key, value);
+    auto names = Napi::Array::New(env, archive.tensors.size());
+    for (size_t i = 0; i < archive.tensors.size(); ++i) names.Set(i, archive.tensors[i].first);
+    auto out = Napi::Object::New(env);
+    out.Set("meta", meta);
+    out.Set("tensors", names);
+    return out;
+  });
+}
+
+// writeFormat1Checkpoint(file, meta): two small tensors and `meta` in format 1.
+Napi::Value WriteFormat1Checkpoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    Archive archive;
+    archive.tensors.emplace_back("w", torch::arange(6, torch::kFloat).reshape({2, 3}));
+    archive.tensors.emplace_back("n", torch::tensor(7, torch::kLong));
+    archive.meta[kUserMetaKey] = stringArg(info[1], "writeFormat1Checkpoint(file, meta): meta");
+    writeFormat1Archive(stringArg(info[0], "writeFormat1Checkpoint(file, meta): file"), archive);
+    return env.Undefined();
+  });
+}
+
 }  // namespace
 
 void InitInternals(Napi::Env env, Napi::Object exports) {
   auto internal = Napi::Object::New(env);
   internal.Set("lossCheck", Napi::Function::New(env, LossCheck, "lossCheck"));
   internal.Set("prepareBatch", Napi::Function::New(env, PrepareBatch, "prepareBatch"));
+  internal.Set("readCheckpoint", Napi::Function::New(env, ReadCheckpoint, "readCheckpoint"));
+  internal.Set("writeFormat1Checkpoint", Napi::Function::New(env, WriteFormat1Checkpoint, "writeFormat1Checkpoint"));
   exports.Set("__internal", internal);
 }
 

@@ -1,5 +1,7 @@
 #include "pickle.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <iterator>
 #include <limits>
@@ -358,6 +360,138 @@ NamedTensors stateDictFrom(const PyRef& root, const std::string& path) {
 }
 
 }  // namespace
+
+void checkPickleShape(const std::string& pickle, size_t maxDepth, const std::string& what) {
+  auto fail = [&](const std::string& why) { throw std::runtime_error(what + ": " + why); };
+  size_t pos = 0;
+  auto need = [&](uint64_t n) {
+    if (n > pickle.size() - pos) fail("truncated pickle");
+  };
+  auto skip = [&](uint64_t n) {
+    need(n);
+    pos += n;
+  };
+  auto uLe = [&](int width) {
+    need(width);
+    uint64_t v = 0;
+    for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(pickle[pos + i]);
+    pos += width;
+    return v;
+  };
+  // Every value gets an id; a container lists the ids it holds.
+  std::vector<std::vector<uint32_t>> children;
+  std::vector<uint32_t> stack;
+  std::vector<size_t> marks;
+  std::map<uint64_t, uint32_t> memo;
+  auto fresh = [&](std::vector<uint32_t> items = {}) {
+    children.push_back(std::move(items));
+    return static_cast<uint32_t>(children.size() - 1);
+  };
+  auto pop = [&] {
+    if (stack.empty() || (!marks.empty() && stack.size() <= marks.back())) fail("malformed pickle (stack underflow)");
+    const uint32_t v = stack.back();
+    stack.pop_back();
+    return v;
+  };
+  auto popToMark = [&] {
+    if (marks.empty()) fail("malformed pickle (no MARK)");
+    std::vector<uint32_t> items(stack.begin() + static_cast<std::ptrdiff_t>(marks.back()), stack.end());
+    stack.resize(marks.back());
+    marks.pop_back();
+    return items;
+  };
+  auto top = [&]() -> uint32_t {
+    if (stack.empty()) fail("malformed pickle (stack underflow)");
+    return stack.back();
+  };
+  auto addTo = [&](uint32_t container, const std::vector<uint32_t>& items) {
+    children[container].insert(children[container].end(), items.begin(), items.end());
+  };
+  for (bool stop = false; !stop;) {
+    need(1);
+    const uint8_t op = static_cast<uint8_t>(pickle[pos++]);
+    switch (op) {
+      case '.': stop = true; break;                                   // STOP
+      case 0x80: skip(1); break;                                      // PROTO
+      case 0x95: skip(8); break;                                      // FRAME
+      case '(': marks.push_back(stack.size()); break;                 // MARK
+      case '}': case ']': case ')': case 'N': case 0x88: case 0x89:   // empty containers, None, bools
+        stack.push_back(fresh());
+        break;
+      case 'J': skip(4); stack.push_back(fresh()); break;             // BININT
+      case 'K': skip(1); stack.push_back(fresh()); break;             // BININT1
+      case 'M': skip(2); stack.push_back(fresh()); break;             // BININT2
+      case 'G': skip(8); stack.push_back(fresh()); break;             // BINFLOAT
+      case 0x8a: skip(uLe(1)); stack.push_back(fresh()); break;       // LONG1
+      case 0x8b: skip(uLe(4)); stack.push_back(fresh()); break;       // LONG4
+      case 'X': case 'T': case 'B': skip(uLe(4)); stack.push_back(fresh()); break;  // (BIN)UNICODE/STRING/BYTES
+      case 0x8c: case 'U': case 'C': skip(uLe(1)); stack.push_back(fresh()); break; // their short forms
+      case 0x8d: case 0x8e: skip(uLe(8)); stack.push_back(fresh()); break;          // BINUNICODE8, BINBYTES8
+      case 'c': {                                                     // GLOBAL: module\n name\n
+        for (int line = 0; line < 2; ++line) {
+          const size_t end = pickle.find('\n', pos);
+          if (end == std::string::npos) fail("truncated pickle");
+          pos = end + 1;
+        }
+        stack.push_back(fresh());
+        break;
+      }
+      case 0x93: { pop(); pop(); stack.push_back(fresh()); break; }   // STACK_GLOBAL
+      case 'q': memo[uLe(1)] = top(); break;                          // BINPUT
+      case 'r': memo[uLe(4)] = top(); break;                          // LONG_BINPUT
+      case 0x94: memo[memo.size()] = top(); break;                    // MEMOIZE
+      case 'h': case 'j': {                                           // BINGET, LONG_BINGET
+        auto found = memo.find(uLe(op == 'h' ? 1 : 4));
+        if (found == memo.end()) fail("malformed pickle (memo key unset)");
+        stack.push_back(found->second);
+        break;
+      }
+      case 't': case 'l': case 'd': stack.push_back(fresh(popToMark())); break;  // TUPLE, LIST, DICT
+      case 0x85: { auto a = pop(); stack.push_back(fresh({a})); break; }          // TUPLE1
+      case 0x86: { auto b = pop(), a = pop(); stack.push_back(fresh({a, b})); break; }
+      case 0x87: { auto c = pop(), b = pop(), a = pop(); stack.push_back(fresh({a, b, c})); break; }
+      case 'a': { auto v = pop(); addTo(top(), {v}); break; }         // APPEND
+      case 'e': case 'u': { auto items = popToMark(); addTo(top(), items); break; }  // APPENDS, SETITEMS
+      case 's': { auto v = pop(), k = pop(); addTo(top(), {k, v}); break; }          // SETITEM
+      case 'b': { auto state = pop(); addTo(top(), {state}); break; } // BUILD
+      case 'Q': { auto id = pop(); stack.push_back(fresh({id})); break; }            // BINPERSID
+      case 'R': case 0x81: { auto args = pop(), fn = pop(); stack.push_back(fresh({fn, args})); break; }  // REDUCE, NEWOBJ
+      case '0': pop(); break;                                         // POP
+      case '1': popToMark(); break;                                   // POP_MARK
+      case '2': stack.push_back(top()); break;                        // DUP
+      default: {
+        char hex[8];
+        std::snprintf(hex, sizeof(hex), "0x%02x", op);
+        fail(std::string("unexpected pickle opcode ") + hex);
+      }
+    }
+  }
+  if (stack.size() != 1) fail("malformed pickle (" + std::to_string(stack.size()) + " values at STOP)");
+  // Longest path from the root, without recursion; a value met again on its own path is a cycle.
+  std::vector<uint8_t> state(children.size(), 0);  // 0 new, 1 on the path, 2 done
+  std::vector<size_t> depth(children.size(), 0);
+  std::vector<std::pair<uint32_t, size_t>> path{{stack[0], 0}};
+  state[stack[0]] = 1;
+  while (!path.empty()) {
+    auto& [node, next] = path.back();
+    if (next < children[node].size()) {
+      const uint32_t child = children[node][next++];
+      if (state[child] == 1) fail("a value that contains itself");
+      if (state[child] == 0) {
+        state[child] = 1;
+        path.emplace_back(child, 0);
+        if (path.size() > maxDepth) fail("values nested more than " + std::to_string(maxDepth) + " levels deep");
+      }
+      continue;
+    }
+    size_t d = 0;
+    for (uint32_t child : children[node]) d = std::max(d, depth[child] + 1);
+    depth[node] = d;
+    if (d > maxDepth) fail("values nested more than " + std::to_string(maxDepth) + " levels deep");
+    state[node] = 2;
+    path.pop_back();
+  }
+}
 
 NamedTensors unpickleStateDict(const std::string& pickle, const StorageLoader& loader, const std::string& path) {
   size_t pos = 0;

@@ -19,4 +19,11 @@ NamedTensors unpickleStateDict(const std::string& pickle, const StorageLoader& l
 // pickles followed by the raw storages.
 NamedTensors unpickleLegacyStateDict(const std::string& file, const std::string& path);
 
+// Checks the shape of any pickle without building its values: only the protocol 2-5 opcodes
+// Python and libtorch write, no value that contains itself, and no nesting deeper than
+// `maxDepth`. libtorch's own unpickler recurses as deep as the file nests (150,000 levels end
+// the process), so a file from elsewhere passes this before libtorch sees it. Throws
+// std::runtime_error naming `what`.
+void checkPickleShape(const std::string& pickle, size_t maxDepth, const std::string& what);
+
 }  // namespace torchts

@@ -11,6 +11,9 @@ import * as path from 'path';
 /** The interpreter the peer scripts run with. */
 export const PYTHON = process.env.TORCHTS_PYTHON ?? '/usr/bin/python3';
 
+/** Python source defining load_tsl(path) -> (meta, tensors): our checkpoint format read by PyTorch. Prepend it to a script. */
+export const TSL_READER_PY = fs.readFileSync(path.join(__dirname, 'tsl_reader.py'), 'utf8');
+
 export interface RunPythonOptions {
   /** Command-line arguments, available to the script as sys.argv[1:]. */
   args?: string[];

@@ -9,7 +9,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { native, NativeBatch, NativeLearner, NativeLearnerOptions } from '../../lib/native';
-import { makeTempDir, removeTempDir, runPython } from '../helpers/python';
+import { nativeInternals } from '../../lib/native-internal';
+import { TSL_READER_PY, makeTempDir, removeTempDir, runPython } from '../helpers/python';
 import { TEST_DEVICE } from '../helpers/device';
 
 function learner(arch: string, numClasses: number, seed: number): NativeLearner {
@@ -116,6 +117,74 @@ describe('native checkpoints', function () {
     });
   });
 
+  describe('format 2: integrity and versions', function () {
+    let file: string;
+    let whole: Buffer;
+    before(async function () {
+      const model = learner('resnet18', 3, 5);
+      file = path.join(dir, 'integrity.tsl');
+      try {
+        await model.save(file, '{"note":"x"}');
+      } finally {
+        model.dispose();
+      }
+      whole = fs.readFileSync(file);
+    });
+    const damagedCopy = (name: string, change: (b: Buffer) => Buffer) => {
+      const f = path.join(dir, name);
+      fs.writeFileSync(f, change(Buffer.from(whole)));
+      return f;
+    };
+    const refuses = async (f: string, pattern: RegExp) => {
+      const model = learner('resnet18', 3, 5);
+      try {
+        await assert.rejects(model.load(f), pattern);
+      } finally {
+        model.dispose();
+      }
+    };
+
+    it('starts with its magic and version, and reads back in Python (test/helpers/tsl_reader.py)', async function () {
+      assert.equal(whole.subarray(0, 8).toString('latin1'), 'TSCKPT\r\n');
+      assert.equal(whole.readUInt32LE(8), 2);
+      const out = await runPython(`${TSL_READER_PY}\nimport sys\nmeta, tensors = load_tsl(sys.argv[1])\nprint(meta['meta'], len(tensors), tuple(tensors['fc.weight'].shape))\n`, { args: [file] });
+      assert.equal(out.trim(), '{"note":"x"} 122 (3, 512)');
+    });
+
+    it('refuses a flipped bit in the tensor bytes, naming the tensor', async function () {
+      // Bit flips spread over the data section, as a damaged download or disk would leave them.
+      for (const at of [0.3, 0.6, 0.95]) {
+        await refuses(damagedCopy('flipped.tsl', (b) => ((b[Math.floor(b.length * at)] ^= 0x10), b)), /flipped\.tsl: damaged checkpoint \(tensor '.+' fails its checksum: the file changed after it was written\)/);
+      }
+    });
+
+    it('refuses a flipped bit in the header, a truncated file and trailing bytes', async function () {
+      await refuses(damagedCopy('header.tsl', (b) => ((b[40] ^= 0x01), b)), /header\.tsl: damaged checkpoint \(its header fails its checksum\)/);
+      await refuses(damagedCopy('short.tsl', (b) => b.subarray(0, b.length - 100)), /short\.tsl: damaged checkpoint \(.*(truncated|outside the file).*\)/);
+      await refuses(damagedCopy('long.tsl', (b) => Buffer.concat([b, Buffer.from('extra')])), /long\.tsl: damaged checkpoint \(it has bytes after its last tensor\)/);
+    });
+
+    it('says a file of a newer format was written by a newer torchts', async function () {
+      await refuses(damagedCopy('newer.tsl', (b) => (b.writeUInt32LE(3, 8), b)), /newer\.tsl: written by a newer torchts \(checkpoint format 3; this torchts reads formats 1 to 2\): upgrade torchts/);
+    });
+
+    it('still reads format 1 (the libtorch archive torchts wrote before)', function () {
+      const old = path.join(dir, 'format1.tsl');
+      nativeInternals().writeFormat1Checkpoint(old, 'from before');
+      assert.deepEqual(nativeInternals().readCheckpoint(old), { meta: { meta: 'from before' }, tensors: ['w', 'n'] });
+    });
+
+    it('refuses a format 1 file whose pickle nests 150,000 levels before libtorch parses it', async function () {
+      const nested = path.join(dir, 'nested.tsl');
+      await runPython(
+        'import sys, zipfile\nn = 150_000\nwith zipfile.ZipFile(sys.argv[1], "w") as z:\n    z.writestr("nested/data.pkl", b"\\x80\\x02" + b"]" * n + b"a" * (n - 1) + b".")\n    z.writestr("nested/version", "3\\n")\n',
+        { args: [nested] },
+      );
+      assert.throws(() => nativeInternals().readCheckpoint(nested), /nested\.tsl: nested\/data\.pkl: values nested more than 64 levels deep/);
+      await refuses(nested, /values nested more than 64 levels deep/);
+    });
+  });
+
   describe('torch.save state_dict import', function () {
     const files = {
       ordered: 'resnet18-ordered.pth',
@@ -199,9 +268,9 @@ torch.save(strided, f'{out}/${files.strided}')
         model.dispose();
       }
       const verdict = await runPython(
-        `
+        `${TSL_READER_PY}
 import sys, torch
-ours = torch.jit.load(sys.argv[1]).tensors
+ours = load_tsl(sys.argv[1])[1]
 theirs = torch.load(sys.argv[2])
 bad = [k for k in theirs if not torch.equal(ours[k], theirs[k])]
 print('ok' if not bad else 'differ: ' + ', '.join(bad))

@@ -12,6 +12,7 @@ import { native, type NativeBatch, type NativeHyper, type NativeLearner } from '
 import { nativeInternals } from '../../lib/native-internal';
 import { maxAbsDiff, runPeer, syntheticBatch } from '../helpers/native-batch';
 import { TEST_DEVICE } from '../helpers/device';
+import { TSL_READER_PY } from '../helpers/python';
 
 const C = 4;
 const stats = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
@@ -107,10 +108,10 @@ torch.save(torchvision.models.resnet18(num_classes=c).state_dict(), data['weight
 print(json.dumps({kind: run(kind) for kind in ('adamw', 'sgd', 'fastai', 'decay-all')}))
 `;
 
-// Reads tensors of a torchts checkpoint with PyTorch (it is a libtorch archive).
+// Reads tensors of a torchts checkpoint with PyTorch (test/helpers/tsl_reader.py).
 function checkpointTensors(file: string, names: string[]): Record<string, number[]> {
   return runPeer<Record<string, number[]>>(
-    `import torch\nm = torch.jit.load(data['file'])\nprint(json.dumps({k: m.tensors[k].reshape(-1).tolist() for k in data['names']}))`,
+    `${TSL_READER_PY}\ntensors = load_tsl(data['file'])[1]\nprint(json.dumps({k: tensors[k].reshape(-1).tolist() for k in data['names']}))`,
     { file, names },
   );
 }

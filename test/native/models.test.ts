@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { native, NativeLearner, NativeLearnerOptions } from '../../lib/native';
-import { makeTempDir, readFloat32File, removeTempDir, runPython, runPythonJson } from '../helpers/python';
+import { TSL_READER_PY, makeTempDir, readFloat32File, removeTempDir, runPython, runPythonJson } from '../helpers/python';
 import { TEST_DEVICE } from '../helpers/device';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
@@ -313,10 +313,10 @@ for arch in ['xresnet18', 'xresnet50']:
       worstRatio: number;
       lastBnCount: number;
     }
-    const PY_INIT = `
+    const PY_INIT = `${TSL_READER_PY}
 import json, sys, math, torch
 # Model tensors only: the Learner stores optimizer state under 'opt.' names.
-tensors = {k: v for k, v in torch.jit.load(sys.argv[1]).tensors.items() if not k.startswith('opt.')}
+tensors = {k: v for k, v in load_tsl(sys.argv[1])[1].items() if not k.startswith('opt.')}
 mode = sys.argv[2]
 last_bn = set()
 for name in tensors:
