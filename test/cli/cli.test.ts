@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import * as tar from 'tar';
 import { makeFashionMnistFolder } from '../../scripts/fashion-mnist';
 import { parseCsv } from '../../lib/report/logs';
+import { nativeInternals } from '../../lib/native-internal';
 import { runPython } from '../helpers/python';
 import { evaluateConfigFrom } from '../../lib/cli/evaluate';
 import { augmentOptions } from '../../lib/cli/train';
@@ -273,6 +274,38 @@ describe('torchts-train (CLI, end to end)', function () {
       assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).length, 3);
       assert.ok(!fs.existsSync(stale), 'the stale temporary is removed');
       assert.ok(!fs.existsSync(autosave) && fs.existsSync(path.join(out, 'last.tsl')));
+    });
+  });
+
+  describe('kill -9 at seeded random moments', () => {
+    it('never leaves a partial file under a final name, and --resume always finishes the run', async () => {
+      let seed = 2026;
+      const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+      let resumes = 0;
+      for (let round = 0; round < 3; round++) {
+        const out = path.join(tmp.dir, `random-kill-${round}`);
+        const autosave = path.join(out, 'checkpoint.tsl');
+        const started = startCli(['--data', data, ...TINY, '--epochs', '3', '--out', out], tmp.dir);
+        // After the first epoch's checkpoint, at a random moment of the later epochs: mid-step,
+        // mid-save of a checkpoint, of best.tsl or of the metrics.
+        while (!fs.existsSync(autosave) && started.child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+        const delay = random() * 2500;
+        await new Promise((r) => setTimeout(r, delay));
+        started.child.kill('SIGKILL');
+        const killed = await started.done;
+        if (killed.code === 0) continue; // it finished first
+        for (const name of fs.readdirSync(out)) {
+          const file = path.join(out, name);
+          if (name.endsWith('.tsl')) assert.doesNotThrow(() => nativeInternals().readCheckpoint(file), `${name} after a kill ${delay.toFixed(0)} ms after the first epoch`);
+          if (name.endsWith('.json')) assert.doesNotThrow(() => JSON.parse(fs.readFileSync(file, 'utf8')), `${name} after a kill ${delay.toFixed(0)} ms after the first epoch`);
+        }
+        const resumed = await runCli(['--resume', autosave], tmp.dir);
+        assert.equal(resumed.code, 0, `kill ${delay.toFixed(0)} ms after the first epoch: ${explain(resumed)}`);
+        assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).length, 3);
+        assert.deepEqual(fs.readdirSync(out).filter((n) => /\.tmp/.test(n)), [], 'no temporary is left');
+        resumes++;
+      }
+      assert.ok(resumes >= 2, `only ${resumes} of 3 runs were still running when killed`);
     });
   });
 
