@@ -5,6 +5,8 @@
 #pragma once
 #include <napi.h>
 
+#include "jpeg_decode.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,17 +16,5 @@ namespace torchts {
 
 // decodeJpegInto(inputs, presize, out, offsets, workers) and jpegVersion(), when compiled in.
 void InitJpeg(Napi::Env env, Napi::Object exports);
-
-// Reusable per-thread buffers of decodeJpegPresized (the decoded image and the resize pass).
-struct JpegScratch {
-  std::vector<uint8_t> decoded;
-  std::vector<float> rows;
-};
-
-// Decodes one JPEG held in memory and squishes it to presize x presize x 3 (RGB, HWC) at `out`.
-// Returns "" on success, otherwise why the image was refused: corrupt or truncated data
-// (libjpeg warnings count as errors), CMYK/YCCK, or too large. Never throws for bad data.
-std::string decodeJpegPresized(const uint8_t* data, size_t size, int presize, uint8_t* out,
-                               JpegScratch& scratch);
 
 }  // namespace torchts

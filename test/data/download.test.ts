@@ -27,6 +27,15 @@ describe('data/download (local HTTP server on 127.0.0.1)', () => {
     const renamed = path.join(dir, 'renamed.tgz');
     await tar.c({ gzip: true, file: renamed, cwd: path.join(src, 'imagenette2-160'), prefix: 'imagenette2' }, ['train', 'val']);
     archives.set('/moved/imagenette2.tgz', fs.readFileSync(renamed));
+    // A hostile archive: besides a dataset, entries that climb out of it and an absolute path.
+    const hostile = path.join(dir, 'hostile');
+    fs.mkdirSync(path.join(hostile, 'a', 'b'), { recursive: true });
+    fs.writeFileSync(path.join(hostile, 'a', 'escaped.txt'), 'outside');
+    fs.writeFileSync(path.join(dir, 'absolute-target.txt'), 'written by the archive');
+    const evil = path.join(dir, 'evil.tgz');
+    await tar.c({ gzip: true, file: evil, cwd: path.join(hostile, 'a', 'b'), preservePaths: true }, ['../escaped.txt', '../../a/b/../../a/escaped.txt', path.join(dir, 'absolute-target.txt')]);
+    fs.writeFileSync(path.join(dir, 'absolute-target.txt'), 'original');
+    archives.set('/imagenette2-320.tgz', fs.readFileSync(evil));
     server = http.createServer((req, res) => {
       requests.push(req.url ?? '');
       if (req.url === '/imagenette2.tgz') {
@@ -85,6 +94,16 @@ describe('data/download (local HTTP server on 127.0.0.1)', () => {
     await assert.rejects(untarData('imagewoof2-160', { home, baseUrl, quiet: true }), /imagewoof2-160\.tgz could not be extracted .*run again/);
     assert.deepEqual(fs.readdirSync(path.join(home, 'data')), [], 'no dataset folder and no temporary folder');
     assert.deepEqual(fs.readdirSync(path.join(home, 'archive')), [], 'broken archive removed');
+  });
+
+  it("a hostile archive (../ entries, absolute paths) writes nothing outside the dataset's folder", async () => {
+    const home = path.join(dir, 'home-hostile', 'inner');
+    await untarData('imagenette2-320', { home, baseUrl, quiet: true }).catch(() => undefined);
+    assert.ok(!fs.existsSync(path.join(dir, 'home-hostile', 'escaped.txt')), 'no ../ entry lands above the home');
+    assert.ok(!fs.existsSync(path.join(dir, 'home-hostile', 'inner', 'escaped.txt')));
+    assert.equal(fs.readFileSync(path.join(dir, 'absolute-target.txt'), 'utf8'), 'original', 'the absolute path is not overwritten');
+    const written = (fs.readdirSync(path.join(dir, 'home-hostile'), { recursive: true }) as string[]).filter((f) => f.endsWith('escaped.txt') && !f.startsWith('inner'));
+    assert.deepEqual(written, []);
   });
 
   it('HTTP errors, an unreachable server and unknown names are clear errors', async () => {

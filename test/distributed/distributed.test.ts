@@ -232,7 +232,11 @@ describe('data-parallel training (c10d, real processes)', function () {
       const cli = [process.execPath, '--import', 'tsx', path.join(ROOT, 'scripts', 'cli.ts')];
       // Debian's torchrun on Python 3.11 cannot parse its own default --redirects/--tee (0): name them.
       const args = ['-m', 'torch.distributed.run', '--no_python', '--nproc_per_node', '2', '--master_port', String(await freePort()), '--redirects', '1', '--tee', '1', ...cli];
-      const { stdout } = await promisify(execFile)(PYTHON, [...args, ...FLAGS, '--out', torchrun], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
+      // torchrun's agent store and our client must speak the same TCPStore protocol: the torch
+      // the addon was built against (pip's Python when it is that), else Debian's.
+      const source = /^python torch \((.+)\)$/.exec(native().info().libtorchSource);
+      const python = source ? source[1] : PYTHON;
+      const { stdout } = await promisify(execFile)(python, [...args, ...FLAGS, '--out', torchrun], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
       assert.match(stdout, /run folder: /);
       const acc = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8')).accuracy as number;
       assert.equal(acc(torchrun), acc(runDir), 'the same ranks, data and seed give the same result');

@@ -310,6 +310,24 @@ print('ok' if not bad else 'differ: ' + ', '.join(bad))
       });
     }
 
+    it('never runs code a pickle asks for (os.system, eval): refused, nothing runs', async function () {
+      const marker = path.join(dir, 'payload-ran');
+      for (const [name, call] of [['system.pth', 'os.system'], ['eval.pth', 'eval']]) {
+        const file = path.join(dir, name);
+        await runPython(
+          `import os, pickle, sys, zipfile\nclass P:\n    def __reduce__(self):\n        return (${call}, (${call === 'eval' ? '"open(sys.argv[2], \\"w\\")"' : '"touch " + sys.argv[2]'},))\nwith zipfile.ZipFile(sys.argv[1], "w") as z:\n    z.writestr("archive/data.pkl", pickle.dumps({"w": P()}, protocol=2))\n`,
+          { args: [file, marker] },
+        );
+        const model = learner('resnet18', 3, 5);
+        try {
+          await assert.rejects(model.loadTorchvision(file), /unsupported object (posix\.system|__builtin__\.eval) \(only state_dicts of tensors are supported\)/);
+        } finally {
+          model.dispose();
+        }
+        assert.ok(!fs.existsSync(marker), `${name}: the payload did not run`);
+      }
+    });
+
     it('refuses a pickle nested a million levels deep without exhausting the stack', async function () {
       const file = path.join(dir, 'nested.pth');
       // A million empty lists, each appended to the one before: 2 MB that once crashed the freeing.
