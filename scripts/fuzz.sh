@@ -60,7 +60,7 @@ def tsl(meta, tensors):
     head = b'TSCKPT\r\n' + struct.pack('<II', 2, len(h)) + h + struct.pack('<I', crc(h))
     return head + b'\0' * ((-len(head)) % 64) + data
 open(f'{root}/checkpoint_reader/format2.tsl', 'wb').write(tsl([(b'meta', b'{"arch":"x"}')], [(b'w', torch.arange(6.).reshape(2, 3)), (b'n', torch.tensor(7))]))
-for name, img in [('gray', Image.new('L', (24, 17), 90)), ('rgb', Image.frombytes('RGB', (33, 20), bytes(range(256)) * 8 + bytes(33 * 20 * 3 - 2048)))]:
+for name, img in [('gray', Image.new('L', (24, 17), 90)), ('rgb', Image.frombytes('RGB', (33, 20), bytes((i * 37) % 256 for i in range(33 * 20 * 3))))]:
     for progressive in (False, True):
         buf = io.BytesIO()
         img.save(buf, 'JPEG', quality=80, progressive=progressive)
@@ -76,8 +76,9 @@ for harness in pth_reader checkpoint_reader jpeg_decoder; do
   log=$out/$harness.log
   (cd "$out" && "./$harness" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 -timeout=20 \
     -artifact_prefix="$harness-" "$harness.work" > "$harness.log" 2>&1) || status=1
-  stats=$(grep -E "^#[0-9]+.*(DONE|pulse|NEW)" "$log" | tail -1)
-  crashes=$(ls "$out/$harness"-crash-* "$out/$harness"-leak-* "$out/$harness"-timeout-* 2>/dev/null | wc -l)
-  echo "fuzz $harness: ${seconds}s | ${stats:-no stats} | crashes/leaks/timeouts: $crashes"
+  runs=$(grep -oE "Done [0-9]+ runs" "$log" | grep -oE "[0-9]+" || echo "?")
+  cov=$(grep -oE "cov: [0-9]+ ft: [0-9]+ corp: [0-9]+" "$log" | tail -1 || true)
+  crashes=$(find "$out" -maxdepth 1 \( -name "$harness-crash-*" -o -name "$harness-leak-*" -o -name "$harness-timeout-*" -o -name "$harness-oom-*" \) | wc -l)
+  echo "fuzz $harness: ${seconds} s | ${runs} runs | ${cov:-no coverage line} | crashes, leaks, timeouts, ooms: $crashes"
 done
 exit $status
