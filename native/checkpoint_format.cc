@@ -9,6 +9,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "crc32.h"
+
 namespace torchts {
 namespace {
 
@@ -34,23 +36,6 @@ uint8_t codeOf(c10::ScalarType type) {
     if (t == type) return code;
   }
   throw std::invalid_argument(std::string("checkpoint: cannot store tensors of type ") + c10::toString(type));
-}
-
-// CRC-32 (the zip/PNG polynomial), table-driven.
-uint32_t crc32(const void* data, size_t size, uint32_t crc = 0) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  crc = ~crc;
-  const auto* p = static_cast<const uint8_t*>(data);
-  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
 }
 
 void putU32(std::string& out, uint32_t v) {

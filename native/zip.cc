@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "crc32.h"
+
 namespace torchts {
 namespace {
 
@@ -83,6 +85,7 @@ ZipReader::ZipReader(const std::string& path) : path_(path) {
       if (le(dir, at, 4) != kCentralHeader) fail("corrupt central directory");
       Entry e{};
       e.method = static_cast<uint16_t>(le(dir, at + 10, 2));
+      e.crc = static_cast<uint32_t>(le(dir, at + 16, 4));
       e.compressedSize = le(dir, at + 20, 4);
       e.size = le(dir, at + 24, 4);
       const size_t nameLen = le(dir, at + 28, 2), extraLen = le(dir, at + 30, 2), commentLen = le(dir, at + 32, 2);
@@ -134,7 +137,13 @@ std::string ZipReader::read(const std::string& name) {
   if (le(header, 0, 4) != kLocalHeader) fail("corrupt local header for '" + name + "'");
   // The local extra field differs from the central one: torch pads it to align data.
   const uint64_t dataAt = e.localHeaderOffset + 30 + le(header, 26, 2) + le(header, 28, 2);
-  return readAt(dataAt, e.size, ("entry '" + name + "'").c_str());
+  std::string bytes = readAt(dataAt, e.size, ("entry '" + name + "'").c_str());
+  // torch.save has no checksum of its own, but its zip entries carry one: a damaged download or
+  // disk shows here instead of as wrong weights.
+  if (crc32(bytes.data(), bytes.size()) != e.crc) {
+    fail("zip entry '" + name + "' fails its CRC-32: the file changed after it was written (a damaged copy?)");
+  }
+  return bytes;
 }
 
 }  // namespace torchts

@@ -16,13 +16,14 @@ class ZipReader {
 
   std::vector<std::string> names() const;
   bool has(const std::string& name) const;
-  // The entry's bytes. Throws for compressed or truncated entries.
+  // The entry's bytes. Throws for compressed or truncated entries and for a CRC-32 mismatch.
   std::string read(const std::string& name);
   uint64_t size(const std::string& name) const;
 
  private:
   struct Entry {
     uint16_t method;
+    uint32_t crc;
     uint64_t compressedSize;
     uint64_t size;
     uint64_t localHeaderOffset;

@@ -353,6 +353,8 @@ print('ok' if not bad else 'differ: ' + ', '.join(bad))
         ['legacy-truncated-data.pth', legacy.subarray(0, legacy.length - 1000), /truncated file/],
         ['empty.pth', Buffer.alloc(0), /not a zip archive/],
         ['garbage.pth', Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 131 + 7) % 256)), /not a zip archive/],
+        // torch.save has no checksum, but its zip entries do: a flipped bit in the weights is found.
+        ['flipped.pth', Buffer.from(whole).fill(whole[Math.floor(whole.length * 0.5)] ^ 0x04, Math.floor(whole.length * 0.5), Math.floor(whole.length * 0.5) + 1), /fails its CRC-32: the file changed after it was written/],
       ];
       const model = learner('resnet18', 1000, 3);
       try {
