@@ -63,14 +63,16 @@ void checkLegacyCheckpoint(const std::string& path) {
     const bool pickle = name.size() > 4 && (name.compare(name.size() - 4, 4, ".pkl") == 0 ||
                                             name.compare(name.size() - 4, 4, "_pkl") == 0);
     const bool code = name.find("/code/") != std::string::npos && !pickle;
-    if (!pickle && !code) continue;
     if (code && zip->size(name) > kMaxCodeBytes) notOurs(path, name + " is " + std::to_string(zip->size(name)) + " bytes of code");
+    // Every entry is read and its CRC-32 checked: libtorch then only sees an archive our reader
+    // found whole (its own reader leaks when it refuses a damaged one).
     std::string bytes;
     try {
       bytes = zip->read(name);
     } catch (const std::runtime_error& e) {
       notOurs(path, firstLine(e.what()));
     }
+    if (!pickle && !code) continue;
     if (pickle) {
       checkPickleShape(bytes, kMaxNesting, path + ": " + name);
       continue;

@@ -174,6 +174,17 @@ describe('native checkpoints', function () {
       assert.deepEqual(nativeInternals().readCheckpoint(old), { meta: { meta: 'from before' }, tensors: ['w', 'n'] });
     });
 
+    it('refuses a damaged format 1 file by its zip CRC-32 before libtorch sees it (libtorch leaks when it refuses one)', function () {
+      const old = path.join(dir, 'format1-damaged.tsl');
+      nativeInternals().writeFormat1Checkpoint(old, 'from before');
+      const bytes = fs.readFileSync(old);
+      const at = bytes.indexOf(Buffer.from([0, 0, 0x80, 0x3f])); // 1.0f in the tensor w = [0, 1, ..., 5]
+      assert.ok(at > 0);
+      bytes[at + 3] ^= 0x01;
+      fs.writeFileSync(old, bytes);
+      assert.throws(() => nativeInternals().readCheckpoint(old), /format1-damaged\.tsl: not a torchts checkpoint \(.*fails its CRC-32/);
+    });
+
     it('refuses a format 1 file whose pickle nests 150,000 levels before libtorch parses it', async function () {
       const nested = path.join(dir, 'nested.tsl');
       await runPython(
