@@ -59,7 +59,17 @@ void checkLegacyCheckpoint(const std::string& path) {
   } catch (const std::runtime_error& e) {
     notOurs(path, firstLine(e.what()));
   }
-  for (const auto& name : zip->names()) {
+  // The layout a libtorch archive has: one top folder holding version, data.pkl and constants.pkl
+  // (libtorch's reader refuses anything else, and leaks when it does).
+  const auto names = zip->names();
+  const std::string top = names.empty() ? std::string() : names.front().substr(0, names.front().find('/') + 1);
+  for (const auto& name : names) {
+    if (top.size() < 2 || name.compare(0, top.size(), top) != 0) notOurs(path, "not one archive folder");
+  }
+  for (const char* required : {"version", "data.pkl", "constants.pkl"}) {
+    if (!zip->has(top + required)) notOurs(path, "no " + top + required);
+  }
+  for (const auto& name : names) {
     const bool pickle = name.size() > 4 && (name.compare(name.size() - 4, 4, ".pkl") == 0 ||
                                             name.compare(name.size() - 4, 4, "_pkl") == 0);
     const bool code = name.find("/code/") != std::string::npos && !pickle;
@@ -71,6 +81,9 @@ void checkLegacyCheckpoint(const std::string& path) {
       bytes = zip->read(name);
     } catch (const std::runtime_error& e) {
       notOurs(path, firstLine(e.what()));
+    }
+    if (name == top + "version" && (bytes.empty() || bytes.size() > 8 || bytes.find_first_not_of("0123456789\n") != std::string::npos)) {
+      notOurs(path, name + " is not a version number");
     }
     if (!pickle && !code) continue;
     if (pickle) {

@@ -185,10 +185,15 @@ describe('native checkpoints', function () {
       assert.throws(() => nativeInternals().readCheckpoint(old), /format1-damaged\.tsl: not a torchts checkpoint \(.*fails its CRC-32/);
     });
 
+    it('refuses what the fuzzer found libtorch leaking on, by our own checks (test/fixtures/fuzz)', function () {
+      const found = path.join(__dirname, '..', 'fixtures', 'fuzz', 'checkpoint-reader-leak-1.tsl');
+      assert.throws(() => nativeInternals().readCheckpoint(found), /checkpoint-reader-leak-1\.tsl: not a torchts checkpoint \(not one archive folder\)/);
+    });
+
     it('refuses a format 1 file whose pickle nests 150,000 levels before libtorch parses it', async function () {
       const nested = path.join(dir, 'nested.tsl');
       await runPython(
-        'import sys, zipfile\nn = 150_000\nwith zipfile.ZipFile(sys.argv[1], "w") as z:\n    z.writestr("nested/data.pkl", b"\\x80\\x02" + b"]" * n + b"a" * (n - 1) + b".")\n    z.writestr("nested/version", "3\\n")\n',
+        'import sys, zipfile\nn = 150_000\nwith zipfile.ZipFile(sys.argv[1], "w") as z:\n    z.writestr("nested/data.pkl", b"\\x80\\x02" + b"]" * n + b"a" * (n - 1) + b".")\n    z.writestr("nested/version", "3\\n")\n    z.writestr("nested/constants.pkl", b"\\x80\\x02).")\n',
         { args: [nested] },
       );
       assert.throws(() => nativeInternals().readCheckpoint(nested), /nested\.tsl: nested\/data\.pkl: values nested more than 64 levels deep/);
