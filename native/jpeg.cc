@@ -4,6 +4,8 @@
 // libjpeg's own.
 #include "jpeg.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -138,6 +140,10 @@ Napi::Value DecodeJpegInto(const Napi::CallbackInfo& info) {
         const int64_t offset = integerArg(offsets.Get(i), "offsets" + index, 0, int64_t(out.ByteLength()) - int64_t(itemBytes));
         job->offsets.push_back(size_t(offset));
       }
+      // More than the machine's memory is refused before asking for it: the allocation would
+      // fail anyway, and under a sanitizer (or overcommit) it aborts instead of throwing.
+      const double physical = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+      if (physical > 0 && double(n) * double(itemBytes) > physical) throw std::bad_alloc();
       job->pixels.resize(size_t(n) * itemBytes);
     } catch (const std::bad_alloc&) {
       throw std::runtime_error("decodeJpegInto: out of memory for " + std::to_string(n) + " images of " +
