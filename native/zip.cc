@@ -62,22 +62,38 @@ ZipReader::ZipReader(const std::string& path) : path_(path) {
     }
   }
   if (eocd == std::string::npos) fail("truncated zip archive (no end-of-directory record)");
+  // One disk, one count: readers disagree on archives that are not (libtorch's leaks on them).
+  if (le(tail, eocd + 4, 2) != 0 || le(tail, eocd + 6, 2) != 0 || le(tail, eocd + 8, 2) != le(tail, eocd + 10, 2)) {
+    fail("corrupt end-of-directory record (spanned or inconsistent entry counts)");
+  }
   uint64_t count = le(tail, eocd + 10, 2);
   uint64_t dirSize = le(tail, eocd + 12, 4);
   uint64_t dirOffset = le(tail, eocd + 16, 4);
-  if (dirOffset == 0xffffffffu || count == 0xffffu) {
-    // Zip64: the locator sits just before the classic record and points at the zip64 record.
-    const uint64_t locatorAt = fileSize_ - tailSize + eocd;
-    if (locatorAt < 20) fail("broken zip64 archive");
-    const std::string locator = readAt(locatorAt - 20, 20, "zip64 locator");
-    if (le(locator, 0, 4) != kZip64EndLocator) fail("broken zip64 archive (no locator)");
-    const std::string record = readAt(le(locator, 8, 8), 56, "zip64 end record");
+  // Zip64: the locator sits just before the classic record and points at the zip64 record. A
+  // reader that finds one uses it (libtorch's does), so where both give a value they must agree.
+  const uint64_t locatorAt = fileSize_ - tailSize + eocd;
+  const std::string locator = locatorAt >= 20 ? readAt(locatorAt - 20, 20, "zip64 locator") : std::string();
+  const bool zip64 = !locator.empty() && le(locator, 0, 4) == kZip64EndLocator;
+  const bool saturated = dirOffset == 0xffffffffu || count == 0xffffu || dirSize == 0xffffffffu;
+  if (saturated && !zip64) fail("broken zip64 archive (no locator)");
+  if (zip64) {
+    const uint64_t recordAt = le(locator, 8, 8);
+    if (recordAt > fileSize_ || fileSize_ - recordAt < 56) fail("broken zip64 archive (end record outside the file)");
+    const std::string record = readAt(recordAt, 56, "zip64 end record");
     if (le(record, 0, 4) != kZip64End) fail("broken zip64 archive (no end record)");
-    count = le(record, 32, 8);
-    dirSize = le(record, 40, 8);
-    dirOffset = le(record, 48, 8);
+    if (le(record, 24, 8) != le(record, 32, 8)) fail("broken zip64 archive (inconsistent entry counts)");
+    const uint64_t count64 = le(record, 32, 8), size64 = le(record, 40, 8), offset64 = le(record, 48, 8);
+    if ((count != 0xffffu && count != count64) || (dirSize != 0xffffffffu && dirSize != size64) ||
+        (dirOffset != 0xffffffffu && dirOffset != offset64)) {
+      fail("broken zip64 archive (its end record disagrees with the classic one)");
+    }
+    count = count64;
+    dirSize = size64;
+    dirOffset = offset64;
   }
 
+  if (count == 0) fail("the archive holds no entries");
+  if (dirOffset > fileSize_ || dirSize > fileSize_ - dirOffset) fail("corrupt end-of-directory record (directory outside the file)");
   const std::string dir = readAt(dirOffset, dirSize, "central directory");
   size_t at = 0;
   try {

@@ -188,6 +188,9 @@ describe('native checkpoints', function () {
     it('refuses what the fuzzer found libtorch leaking on, by our own checks (test/fixtures/fuzz)', function () {
       const found = path.join(__dirname, '..', 'fixtures', 'fuzz', 'checkpoint-reader-leak-1.tsl');
       assert.throws(() => nativeInternals().readCheckpoint(found), /checkpoint-reader-leak-1\.tsl: not a torchts checkpoint \(not one archive folder\)/);
+      // A zip64 end record that says 0 entries while the classic one says 7: miniz believes the first.
+      const second = path.join(__dirname, '..', 'fixtures', 'fuzz', 'checkpoint-reader-leak-2.tsl');
+      assert.throws(() => nativeInternals().readCheckpoint(second), /broken zip64 archive \(its end record disagrees with the classic one\)/);
     });
 
     it('refuses a format 1 file whose pickle nests 150,000 levels before libtorch parses it', async function () {
