@@ -2,10 +2,13 @@
 # Fuzzes the readers of untrusted files (fuzz/README.md): builds the libFuzzer harnesses with
 # clang + ASan + UBSan against Debian's libtorch, makes a seed corpus of real files, runs each
 # harness for SECONDS (default 600) and prints executions, coverage and crashes.
-#   bash scripts/fuzz.sh [SECONDS]      (needs clang-14 and libclang-rt-14-dev from apt)
+#   bash scripts/fuzz.sh [SECONDS [HARNESS...]]   (needs clang-14 and libclang-rt-14-dev from apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
+shift || true
+harnesses=("$@")
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(pth_reader checkpoint_reader jpeg_decoder)
 out=build-fuzz
 py=${TORCHTS_PYTHON:-/usr/bin/python3}
 cxx=${CXX_FUZZ:-clang++-14}
@@ -71,7 +74,7 @@ node --import tsx -e "require('./lib/native-internal').nativeInternals().writeFo
 
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1
 status=0
-for harness in pth_reader checkpoint_reader jpeg_decoder; do
+for harness in "${harnesses[@]}"; do
   mkdir -p "$out/$harness.work" && cp -n "$out/corpus/$harness"/* "$out/$harness.work/" 2>/dev/null || true
   log=$out/$harness.log
   (cd "$out" && "./$harness" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 -timeout=20 \
