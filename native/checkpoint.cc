@@ -20,6 +20,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <caffe2/serialize/inline_container.h>
+
 #include "checkpoint_format.h"
 #include "pickle.h"
 #include "zip.h"
@@ -45,7 +47,12 @@ std::string shapeText(const torch::Tensor& t) {
   throw std::runtime_error(path + ": not a torchts checkpoint (" + why + ")");
 }
 
-std::string firstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+// The first non-empty line (libtorch's messages may start with a newline and end with a trace).
+std::string firstLine(const std::string& text) {
+  const size_t start = text.find_first_not_of(" \n");
+  if (start == std::string::npos) return "no reason given";
+  return text.substr(start, text.find('\n', start) - start);
+}
 
 // A format 1 checkpoint is a libtorch archive, whose loader recurses as deep as its pickles nest
 // and compiles its TorchScript code: both are checked first, so a hostile file is refused
@@ -97,6 +104,33 @@ void checkLegacyCheckpoint(const std::string& path) {
     }
     if (deepest > static_cast<int>(kMaxNesting)) notOurs(path, name + " nests " + std::to_string(deepest) + " brackets deep");
   }
+}
+
+// A copy of a format 1 archive made by libtorch's own writer from the entries our reader read, so
+// libtorch's reader never parses zip structure from elsewhere: the fuzzer found inputs it
+// leaks on (a zip64 record that contradicts the classic one, an "encrypted" flag, ...).
+std::string canonicalCopy(const std::string& path) {
+  ZipReader zip(path);
+  const auto names = zip.names();
+  const std::string top = names.front().substr(0, names.front().find('/') + 1);
+  char name[] = "/tmp/torchts-format1-XXXXXX";
+  const int fd = mkstemp(name);
+  if (fd < 0) throw std::runtime_error(path + ": cannot make a temporary copy to read (" + std::strerror(errno) + ")");
+  close(fd);
+  try {
+    caffe2::serialize::PyTorchStreamWriter writer(name);
+    for (const auto& entry : names) {
+      const std::string record = entry.substr(top.size());
+      if (record == "version" || record == ".data/version") continue;  // the writer writes its own
+      const std::string bytes = zip.read(entry);
+      writer.writeRecord(record, bytes.data(), bytes.size());
+    }
+    writer.writeEndOfFile();
+  } catch (const std::exception& e) {
+    std::remove(name);
+    notOurs(path, firstLine(e.what()));
+  }
+  return name;
 }
 
 }  // namespace
@@ -167,12 +201,15 @@ Archive readArchive(const std::string& path) {
   if (hasCheckpointMagic(path)) return readCheckpoint(path);
   // Format 1 (torchts before format 2): a libtorch archive, checked before libtorch parses it.
   checkLegacyCheckpoint(path);
+  const std::string copy = canonicalCopy(path);
   torch::serialize::InputArchive in;
   try {
-    in.load_from(path);
+    in.load_from(copy);
   } catch (const std::exception& e) {
+    std::remove(copy.c_str());
     notOurs(path, firstLine(e.what()));
   }
+  std::remove(copy.c_str());
   c10::IValue format, version, tensors, meta;
   if (!in.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat) {
     notOurs(path, "no torchts format marker");
