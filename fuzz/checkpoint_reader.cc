@@ -1,19 +1,13 @@
-// libFuzzer harness: any bytes as a torchts checkpoint (format 2, or format 1's pre-check then
+// libFuzzer harness: any bytes as a torchts checkpoint (format 2, or format 1's checks then
 // libtorch). Refusing is fine; crashing, leaking or undefined behaviour is not.
-#include <unistd.h>
-
-#include <cstdio>
 #include <stdexcept>
-#include <string>
 
 #include "checkpoint.h"
+#include "input_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path = "/tmp/torchts-fuzz-tsl-" + std::to_string(getpid());
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) return 0;
-  std::fwrite(data, 1, size, f);
-  std::fclose(f);
+  const std::string path = writeFuzzInput(data, size, "tsl");
+  if (path.empty()) return 0;
   try {
     torchts::readArchive(path);
   } catch (const std::exception&) {
