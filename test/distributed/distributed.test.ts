@@ -15,6 +15,7 @@ import { rescalePlan, type StagePlan } from '../../lib/learn/plan';
 import { native, type NativeGroupOptions, type NativeLearner } from '../../lib/native';
 import { withoutLaunchFlags } from '../../lib/cli/launch';
 import { PYTHON } from '../helpers/python';
+import { isRoot, skipUnless } from '../helpers/skip';
 import { ROOT, runCli, startCli, tempDir, waitForOutput, type CliResult } from '../cli/run-cli';
 
 const WORKER = path.join(__dirname, 'step-worker.ts');
@@ -68,7 +69,7 @@ describe('data-parallel training (c10d, real processes)', function () {
   this.timeout(240_000);
   let tmp: ReturnType<typeof tempDir>;
   before(function () {
-    if (!native().info().features.includes('c10d-gloo')) this.skip();
+    skipUnless(this, native().info().features.includes('c10d-gloo'), 'this build of the addon has no c10d Gloo (install libgloo-dev and rebuild)');
     tmp = tempDir('torchts-ddp-');
   });
   after(() => tmp?.remove());
@@ -308,12 +309,14 @@ describe('data-parallel training (c10d, real processes)', function () {
     const NS = ['torchts-a', 'torchts-b'];
     const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
     before(function () {
-      if (process.getuid?.() !== 0) this.skip(); // CI runs as root
+      skipUnless(this, isRoot(), 'network namespaces need root');
+      let hasIp = true;
       try {
         ip('netns', 'list');
       } catch {
-        this.skip();
+        hasIp = false;
       }
+      skipUnless(this, hasIp, "iproute2's ip netns is not available (apt install iproute2)");
       for (const ns of NS) execFileSync('sh', ['-c', `ip netns del ${ns} 2>/dev/null || true`]);
       NS.forEach((ns) => ip('netns', 'add', ns));
       ip('link', 'add', 'tsveth0', 'type', 'veth', 'peer', 'name', 'tsveth1');

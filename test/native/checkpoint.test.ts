@@ -12,6 +12,7 @@ import { native, NativeBatch, NativeLearner, NativeLearnerOptions } from '../../
 import { nativeInternals } from '../../lib/native-internal';
 import { TSL_READER_PY, makeTempDir, removeTempDir, runPython } from '../helpers/python';
 import { TEST_DEVICE } from '../helpers/device';
+import { isRoot, skipUnless } from '../helpers/skip';
 
 function learner(arch: string, numClasses: number, seed: number): NativeLearner {
   const options: Partial<NativeLearnerOptions> = { arch, numClasses, device: TEST_DEVICE, seed, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
@@ -89,7 +90,7 @@ describe('native checkpoints', function () {
     });
 
     it('a full disk rejects the save with a clear error, leaves no temporary file, and the process lives on', async function () {
-      if (process.getuid?.() !== 0) this.skip(); // mounting a tmpfs needs root (CI runs as root)
+      skipUnless(this, isRoot(), 'mounting a small tmpfs needs root');
       const disk = path.join(dir, 'tiny-disk');
       fs.mkdirSync(disk);
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=300k', 'tmpfs', disk]);
