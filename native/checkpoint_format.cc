@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "crc32.h"
+#include "little_endian.h"
 
 namespace torchts {
 namespace {
@@ -57,10 +58,8 @@ class HeaderReader {
   HeaderReader(const std::string& bytes, const std::string& path) : bytes_(bytes), path_(path) {}
   uint64_t u(int width) {
     need(width);
-    uint64_t v = 0;
-    for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(bytes_[pos_ + i]);
     pos_ += width;
-    return v;
+    return readLittleEndian(bytes_.data() + pos_ - width, width);
   }
   std::string string(uint32_t max, const char* what) {
     const uint64_t n = u(4);

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "little_endian.h"
+
 namespace torchts {
 namespace {
 
@@ -103,10 +105,8 @@ class Unpickler {
   }
   uint64_t uLe(int width) {
     need(width);
-    uint64_t v = 0;
-    for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(data_[pos_ + i]);
     pos_ += width;
-    return v;
+    return readLittleEndian(data_.data() + pos_ - width, width);
   }
   std::string bytes(size_t n) {
     need(n);
@@ -373,10 +373,8 @@ void checkPickleShape(const std::string& pickle, size_t maxDepth, const std::str
   };
   auto uLe = [&](int width) {
     need(width);
-    uint64_t v = 0;
-    for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(pickle[pos + i]);
     pos += width;
-    return v;
+    return readLittleEndian(pickle.data() + pos - width, width);
   };
   // Every value gets an id; a container lists the ids it holds.
   std::vector<std::vector<uint32_t>> children;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "crc32.h"
+#include "little_endian.h"
 
 namespace torchts {
 namespace {
@@ -19,9 +20,7 @@ constexpr size_t kMaxCommentSize = 0xffff;
 
 uint64_t le(const std::string& bytes, size_t at, int width) {
   if (at + width > bytes.size()) throw std::out_of_range("zip record");
-  uint64_t v = 0;
-  for (int i = width - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(bytes[at + i]);
-  return v;
+  return readLittleEndian(bytes.data() + at, width);
 }
 
 }  // namespace

@@ -5,20 +5,20 @@
       /usr/bin/python3 scripts/bench/ddp_peer.py ARCH SIZE BATCH THREADS WARMUP STEPS
 
 uint8 NHWC batch -> float /255 -> model -> cross entropy -> backward (DDP's buckets and hooks)
--> AdamW. Prints one JSON line: the rank and the median step time in ms.
+-> AdamW as torchts sets it up (peer_common.py). Prints one JSON line: the rank and the median step time in ms.
 """
 import json
 import warnings
 import os
 import statistics
 import sys
-import time
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 import torchvision
 
+from peer_common import adamw_like_torchts, time_steps
 from peer_xresnet import xresnet18
 
 
@@ -33,20 +33,14 @@ def main():
     if world > 1:
         dist.init_process_group('gloo')
         model = torch.nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+    opt = adamw_like_torchts(model)
     images = (torch.arange(batch * size * size * 3) * 2654435761 % 2**32 >> 24).to(torch.uint8).reshape(batch, size, size, 3)
     labels = torch.arange(batch) % 10
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        x = images.permute(0, 3, 1, 2).float().div(255)
-        loss = F.cross_entropy(model(x), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
+
+    def loss_of_step():
+        return F.cross_entropy(model(images.permute(0, 3, 1, 2).float().div(255)), labels)
+
+    times, _ = time_steps(opt, loss_of_step, warmup, steps)
     print(json.dumps({'rank': int(os.environ.get('RANK', '0')), 'medianMs': statistics.median(times)}))
     if world > 1:
         dist.destroy_process_group()

@@ -11,12 +11,12 @@ xresnet18 is written out here after fastai's design (fastai is not installed).
 import json
 import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 import torchvision
 
+from peer_common import adamw_like_torchts, time_steps
 from peer_xresnet import xresnet18
 
 
@@ -30,10 +30,7 @@ def main():
     classes = 10
     model = torchvision.models.resnet18(num_classes=classes) if arch == 'resnet18' else xresnet18(classes)
     model = model.to(device, memory_format=layout)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.01}, {'params': no_decay, 'weight_decay': 0.0}],
-                            lr=1e-3, betas=(0.9, 0.99), eps=1e-5)
+    opt = adamw_like_torchts(model)
     images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
     if device.type == 'cuda':
         images = images.pin_memory()
@@ -41,19 +38,12 @@ def main():
     mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
     model.train()
-    times, cpu_times = [], []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        cpu_start = time.process_time()
+
+    def loss_of_step():
         x = (images.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255 - mean) / std
-        loss = F.cross_entropy(model(x.contiguous(memory_format=layout)), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-            cpu_times.append((time.process_time() - cpu_start) * 1000)
+        return F.cross_entropy(model(x.contiguous(memory_format=layout)), labels)
+
+    times, cpu_times = time_steps(opt, loss_of_step, warmup, steps)
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({'ms': statistics.median(times), 'cpuMs': statistics.median(cpu_times), 'bestMs': min(times),
                       'bestCpuMs': min(cpu_times), 'params': params, 'threads': torch.get_num_threads()}))
