@@ -35,7 +35,7 @@ import {
 import { deviceLine, readRunConfig, resolveData, shortPath } from './common';
 import { kebab } from './flags';
 import { LAUNCH_FLAGS } from './launch';
-import { FolderLockedError, lockFolder, removeStaleTemporaries } from '../util/run-lock';
+import { FolderLockedError, LOCK_FILE, lockFolder, removeStaleTemporaries } from '../util/run-lock';
 import { ReportCallback } from './report-callback';
 import type { FlagsOf } from './flags';
 import { AMP_CHOICES, AUGMENT_CHOICES, NORMALIZE_CHOICES, TRAIN_DEFAULTS, type AugmentFlag, type NormalizeFlag } from './train-defaults';
@@ -281,6 +281,12 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     } catch (err) {
       if (err instanceof FolderLockedError) throw new UsageError(`--out: ${err.message}`);
       throw err;
+    }
+    // Checked again under the lock: a run that started and finished between our parse-time
+    // check and the lock has filled the folder.
+    if (!options.resume && fs.readdirSync(config.out).some((name) => name !== LOCK_FILE)) {
+      unlock();
+      throw new UsageError(`--out: ${config.out} is not empty; expected a new or empty folder`);
     }
     if (!options.resume) writeJson(path.join(config.out, FILES.config), config);
     // What a killed run left half-written (its processes are gone, the lock is ours).
