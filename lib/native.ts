@@ -211,7 +211,7 @@ export interface NativeLoadReport {
  * the learner's own native thread (not the JS thread, not a libuv pool thread), in call order;
  * failures reject with an Error whose stack is the caller's.
  */
-export interface NativeLearner {
+export interface NativeLearner extends NativeWeightsSource {
   /** The device in use: 'cpu' or 'cuda:N'. */
   readonly device: string;
   /** Parameter groups: 3 (stem, body, head). */
@@ -275,7 +275,27 @@ export interface NativeLearner {
  * Learner's checkpoint (the optimizer state in the file is read and dropped) and predicts on its
  * own native thread, in call order, as a Learner does.
  */
-export interface NativeModel {
+/** One floating-point parameter or buffer of a model, as a copy. */
+export interface NativeWeight {
+  /** Its state_dict name. */
+  name: string;
+  shape: number[];
+  /** Its values, row-major, as float32. */
+  data: Float32Array;
+}
+
+/** Reading a model's weights out, for the exporters (lib/export). */
+export interface NativeWeightsSource {
+  /** The floating-point parameters and buffers in state_dict order. */
+  weights(): Promise<NativeWeight[]>;
+  /**
+   * Writes every parameter and buffer as `torch.save(state_dict)` does (a zip archive Python's
+   * `torch.load` reads), renamed by `names` ([ours, theirs] pairs covering each tensor once).
+   */
+  savePyTorch(file: string, names: readonly (readonly [string, string])[]): Promise<void>;
+}
+
+export interface NativeModel extends NativeWeightsSource {
   /** The device in use: 'cpu' or 'cuda:N'. */
   readonly device: string;
   readonly numClasses: number;

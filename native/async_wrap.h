@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "batch_schema.h"
+#include "checkpoint.h"
 #include "errors.h"
 #include "js_values.h"
 #include "runtime.h"
@@ -110,6 +111,51 @@ class AsyncWrap : public Napi::ObjectWrap<Derived> {
       return schedule<at::Tensor>(
           env, [batch](Core& core) { return core.predict(*batch); },
           [](Napi::Env env, at::Tensor& probs) -> Napi::Value { return toFloat32Array(env, probs); });
+    });
+  }
+
+  // weights() of every class with a Core::stateDict: the floating-point parameters and buffers
+  // as [{name, shape, data: Float32Array}], in state_dict order (what an exporter reads).
+  Napi::Value weightsCall(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      return schedule<NamedTensors>(
+          env, [](Core& core) { return core.stateDict(); },
+          [](Napi::Env env, NamedTensors& tensors) -> Napi::Value {
+            auto out = Napi::Array::New(env);
+            for (const auto& [name, t] : tensors) {
+              if (!t.is_floating_point()) continue;
+              auto item = Napi::Object::New(env);
+              item.Set("name", name);
+              auto shape = Napi::Array::New(env, t.dim());
+              for (int64_t d = 0; d < t.dim(); ++d) shape.Set(static_cast<uint32_t>(d), static_cast<double>(t.size(d)));
+              item.Set("shape", shape);
+              item.Set("data", toFloat32Array(env, t.reshape(-1)));
+              out.Set(out.Length(), item);
+            }
+            return out;
+          });
+    });
+  }
+
+  // savePyTorch(file, names) of every class with a Core::stateDict: every parameter and buffer,
+  // renamed by `names` ([ours, theirs] pairs that cover each exactly once), written as
+  // torch.save(state_dict) writes it.
+  Napi::Value savePyTorchCall(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      auto file = stringArg(info[0], "savePyTorch(file, names): file");
+      auto list = arrayArg(info[1], "savePyTorch(file, names): names");
+      std::vector<std::pair<std::string, std::string>> names;
+      for (uint32_t i = 0; i < list.Length(); ++i) {
+        const std::string what = "savePyTorch names[" + std::to_string(i) + "]";
+        auto pair = arrayArg(list.Get(i), what);
+        requireLength(pair.Length(), 2, what, "an [ours, theirs] pair of names");
+        names.emplace_back(stringArg(pair.Get(0u), what + "[0]"), stringArg(pair.Get(1u), what + "[1]"));
+      }
+      return schedule<bool>(
+          env, [file, names](Core& core) { writeTorchSave(file, renamedState(core.stateDict(), names)); return true; },
+          [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
     });
   }
 

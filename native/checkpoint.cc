@@ -15,12 +15,15 @@
 #include <cstring>
 #include <iterator>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
 #include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include "checkpoint_format.h"
 #include "pickle.h"
@@ -144,12 +147,13 @@ namespace {
 
 // Writes `archive` to `tmp` with checked writes, then flushes it to the disk: a full disk is an
 // error naming the file, never a half-written checkpoint under the final name.
-void writeThroughFile(const Archive& archive, const std::string& tmp, const std::string& path) {
+// `write` returns 0 or an errno.
+void writeThroughFile(const std::function<int(std::FILE*)>& write, const std::string& tmp, const std::string& path) {
   std::FILE* file = std::fopen(tmp.c_str(), "wb");
   if (!file) throw std::runtime_error(path + ": could not write checkpoint: " + std::strerror(errno));
   int error = 0;
   try {
-    error = writeCheckpoint(file, archive);
+    error = write(file);
   } catch (...) {
     std::fclose(file);
     std::remove(tmp.c_str());
@@ -165,22 +169,72 @@ void writeThroughFile(const Archive& archive, const std::string& tmp, const std:
   }
 }
 
-}  // namespace
-
-void writeArchive(const std::string& path, const Archive& archive) {
-  std::set<std::string> names;
-  for (const auto& [name, tensor] : archive.tensors) {
-    if (!names.insert(name).second) throw std::invalid_argument("checkpoint tensor name '" + name + "' appears twice");
-  }
+// Writes through a temporary, then renames: a crash or a full disk never leaves a half file.
+void writeAtomically(const std::string& path, const std::function<int(std::FILE*)>& write) {
   // Unique per process and per call, so two learners saving at once never share a temporary.
   static std::atomic<uint64_t> saves{0};
   const std::string tmp = path + ".tmp-" + std::to_string(TORCHTS_GETPID()) + "-" + std::to_string(saves++);
-  writeThroughFile(archive, tmp, path);
+  writeThroughFile(write, tmp, path);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());
     throw std::runtime_error(path + ": could not move the checkpoint into place (" + why + ")");
   }
+}
+
+void checkUniqueNames(const NamedTensors& tensors, const char* what) {
+  std::set<std::string> names;
+  for (const auto& [name, tensor] : tensors) {
+    if (!names.insert(name).second) throw std::invalid_argument(std::string(what) + " tensor name '" + name + "' appears twice");
+  }
+}
+
+}  // namespace
+
+void writeArchive(const std::string& path, const Archive& archive) {
+  checkUniqueNames(archive.tensors, "checkpoint");
+  writeAtomically(path, [&](std::FILE* file) { return writeCheckpoint(file, archive); });
+}
+
+NamedTensors renamedState(const NamedTensors& state, const std::vector<std::pair<std::string, std::string>>& names) {
+  std::map<std::string, torch::Tensor> byName(state.begin(), state.end());
+  std::set<std::string> theirs;
+  NamedTensors out;
+  for (const auto& [ours, their] : names) {
+    auto found = byName.find(ours);
+    if (found == byName.end()) throw std::invalid_argument("the model has no tensor '" + ours + "' to rename to '" + their + "'");
+    if (!theirs.insert(their).second) throw std::invalid_argument("the name '" + their + "' is given to two tensors");
+    out.emplace_back(their, found->second);
+    byName.erase(found);
+  }
+  if (!byName.empty()) throw std::invalid_argument("no new name for the model's tensor '" + byName.begin()->first + "'");
+  return out;
+}
+
+void writeTorchSave(const std::string& path, const NamedTensors& state) {
+  checkUniqueNames(state, "state_dict");
+  c10::Dict<std::string, torch::Tensor> dict;  // insertion-ordered, as a state_dict is
+  for (const auto& [name, tensor] : state) dict.insert(name, tensor.detach().cpu().contiguous());
+  // libtorch's pickler and zip writer, as torch::pickle_save uses them, but without type tags on
+  // the dict: a tag calls torch.jit._pickle.restore_type_tag, which PyTorch 2.6+'s weights-only
+  // torch.load refuses; the plain dict of tensors is what torch.save(state_dict) writes.
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler([&](const char* data, size_t size) { pickled.insert(pickled.end(), data, data + size); },
+                              nullptr, nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(c10::IValue(dict));
+  pickler.stop();
+  std::vector<char> bytes;
+  caffe2::serialize::PyTorchStreamWriter zip([&](const void* data, size_t size) {
+    const char* begin = static_cast<const char*>(data);
+    bytes.insert(bytes.end(), begin, begin + size);
+    return size;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickled.data(), pickled.size(), pickler.tensorData(), zip);
+  zip.writeEndOfFile();
+  writeAtomically(path, [&](std::FILE* file) {
+    return std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size() ? 0 : (errno != 0 ? errno : EIO);
+  });
 }
 
 void writeFormat1Archive(const std::string& path, const Archive& archive) {

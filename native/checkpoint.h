@@ -29,6 +29,14 @@ Archive readArchive(const std::string& path);
 // Writes format 1, as torchts did before format 2: only for the tests that old files still load.
 void writeFormat1Archive(const std::string& path, const Archive& archive);
 
+// Writes `state` as torch.save(state_dict) does (libtorch's pickle_save: a zip archive that
+// Python's torch.load reads), atomically like writeArchive.
+void writeTorchSave(const std::string& path, const NamedTensors& state);
+
+// `state` with every name replaced by its pair in `names` ([ours, theirs]), in the order of
+// `names`. Throws naming a tensor without a pair, a pair without a tensor, or a repeated name.
+NamedTensors renamedState(const NamedTensors& state, const std::vector<std::pair<std::string, std::string>>& names);
+
 // Reads a file written by torch.save(model.state_dict()) (zip format: OrderedDict or dict
 // of tensors). Throws std::runtime_error with a clear message for anything else.
 NamedTensors readTorchSave(const std::string& path);

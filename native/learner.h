@@ -80,7 +80,7 @@ class LearnerCore {
   LoadReport loadTorchvision(const std::string& path, bool skipHead);
 
   // The weights as a checkpoint holds them: parameters, then buffers, on the CPU.
-  NamedTensors stateDict() const { return model_.checkpoint().tensors; }
+  NamedTensors stateDict() const { return model_.stateDict(); }
   std::vector<std::string> nonFiniteWeights() const { return model_.nonFiniteWeights(); }
 
   // Names, shapes and groups (immutable after construction); `frozenUpTo` gives trainable.

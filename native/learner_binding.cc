@@ -41,6 +41,8 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
                            InstanceMethod<&Learner::LoadTorchvision>("loadTorchvision"),
                            InstanceMethod<&Learner::Parameters>("parameters"),
                            InstanceMethod<&Learner::StateDict>("stateDict"),
+                           InstanceMethod<&Learner::Weights>("weights"),
+                           InstanceMethod<&Learner::SavePyTorch>("savePyTorch"),
                            InstanceMethod<&Learner::NonFiniteWeights>("nonFiniteWeights"),
                            InstanceMethod<&Learner::JoinGroup>("joinGroup"),
                            InstanceMethod<&Learner::AllReduce>("allReduce"),
@@ -190,6 +192,9 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
       return out;
     });
   }
+
+  Napi::Value Weights(const Napi::CallbackInfo& info) { return weightsCall(info); }
+  Napi::Value SavePyTorch(const Napi::CallbackInfo& info) { return savePyTorchCall(info); }
 
   // The floating-point weights (parameters and buffers) by state_dict name, as Float32Arrays.
   Napi::Value StateDict(const Napi::CallbackInfo& info) {

@@ -38,6 +38,8 @@ class ModelCore {
   torch::Tensor onDevice(const torch::Tensor& t) const;
   // Names of the parameters and buffers holding NaN or infinite values (none: empty).
   std::vector<std::string> nonFiniteWeights() const;
+  // The parameters and buffers by state_dict name, on the CPU (what checkpoint() holds).
+  NamedTensors stateDict() const { return checkpoint().tensors; }
 
   // The weights (parameters, then buffers, by state_dict name) and the arch and class count,
   // as a checkpoint holds them; the caller adds its own tensors and metadata.

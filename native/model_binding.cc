@@ -20,6 +20,8 @@ class Model : public AsyncWrap<Model, ModelCore> {
                        {
                            InstanceMethod<&Model::Predict>("predict"),
                            InstanceMethod<&Model::Load>("load"),
+                           InstanceMethod<&Model::Weights>("weights"),
+                           InstanceMethod<&Model::SavePyTorch>("savePyTorch"),
                            InstanceMethod<&Model::Dispose>("dispose"),
                            InstanceAccessor<&Model::Device>("device"),
                            InstanceAccessor<&Model::NumClasses>("numClasses"),
@@ -53,6 +55,8 @@ class Model : public AsyncWrap<Model, ModelCore> {
     });
   }
 
+  Napi::Value Weights(const Napi::CallbackInfo& info) { return weightsCall(info); }
+  Napi::Value SavePyTorch(const Napi::CallbackInfo& info) { return savePyTorchCall(info); }
   Napi::Value Dispose(const Napi::CallbackInfo& info) { return disposeNow(info.Env()); }
   Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_); }
   Napi::Value NumClasses(const Napi::CallbackInfo& info) {
