@@ -226,6 +226,8 @@ export interface NativeLearner extends NativeWeightsSource {
   evalStep(batch: NativeBatch, options?: { probs?: boolean }): Promise<NativeEvalResult>;
   /** Softmax probabilities, n*numClasses, eval mode; rejects when they are not finite (a diverged or damaged model). */
   predict(batch: NativeBatch): Promise<Float32Array>;
+  /** The logits before the softmax, n*numClasses, eval mode (what exports are checked against). */
+  logits(batch: NativeBatch): Promise<Float32Array>;
   /**
    * Freeze groups [0, upTo): their weights stop training, but their 1-D parameters (norm weights
    * and biases) keep training, as fastai's train_bn does; BN statistics keep updating. 0
@@ -301,6 +303,8 @@ export interface NativeModel extends NativeWeightsSource {
   readonly numClasses: number;
   /** Softmax probabilities, n*numClasses, eval mode. */
   predict(batch: NativeBatch): Promise<Float32Array>;
+  /** The logits before the softmax, n*numClasses, eval mode (what exports are checked against). */
+  logits(batch: NativeBatch): Promise<Float32Array>;
   /** Loads the weights a Learner's `save` wrote (same arch and class count); resolves with its meta. */
   load(file: string): Promise<string>;
   /** Frees native memory now (see NativeLearner.dispose); the model is unusable afterwards. */

@@ -102,16 +102,13 @@ class AsyncWrap : public Napi::ObjectWrap<Derived> {
   }
 
   // predict(batch) of every class with a Core::predict: an unmixed batch (labels optional) ->
-  // softmax probabilities, n*numClasses, resolved as a Float32Array.
+  // softmax probabilities, n*numClasses, resolved as a Float32Array. logits(batch): the same
+  // before the softmax.
   Napi::Value predictCall(const Napi::CallbackInfo& info, int64_t numClasses) {
-    Napi::Env env = info.Env();
-    return async(env, [&]() -> Napi::Value {
-      auto batch = ownedBatch(info[0], numClasses);
-      if (batch->mix) badInput("batch.mix is for training only; predict takes unmixed batches");
-      return schedule<at::Tensor>(
-          env, [batch](Core& core) { return core.predict(*batch); },
-          [](Napi::Env env, at::Tensor& probs) -> Napi::Value { return toFloat32Array(env, probs); });
-    });
+    return inferenceCall(info, numClasses, "predict", [](Core& core, const BatchSpec& batch) { return core.predict(batch); });
+  }
+  Napi::Value logitsCall(const Napi::CallbackInfo& info, int64_t numClasses) {
+    return inferenceCall(info, numClasses, "logits", [](Core& core, const BatchSpec& batch) { return core.logits(batch); });
   }
 
   // weights() of every class with a Core::stateDict: the floating-point parameters and buffers
@@ -156,6 +153,18 @@ class AsyncWrap : public Napi::ObjectWrap<Derived> {
       return schedule<bool>(
           env, [file, names](Core& core) { writeTorchSave(file, renamedState(core.stateDict(), names)); return true; },
           [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+    });
+  }
+
+  template <typename Run>
+  Napi::Value inferenceCall(const Napi::CallbackInfo& info, int64_t numClasses, const std::string& name, Run run) {
+    Napi::Env env = info.Env();
+    return async(env, [&]() -> Napi::Value {
+      auto batch = ownedBatch(info[0], numClasses);
+      if (batch->mix) badInput("batch.mix is for training only; " + name + " takes unmixed batches");
+      return schedule<at::Tensor>(
+          env, [batch, run](Core& core) { return run(core, *batch); },
+          [](Napi::Env env, at::Tensor& out) -> Napi::Value { return toFloat32Array(env, out); });
     });
   }
 

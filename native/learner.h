@@ -69,6 +69,7 @@ class LearnerCore {
   StepResult trainStep(const BatchSpec& batch, const Hyper& hyper);
   EvalResult evalStep(const BatchSpec& batch, bool wantProbs);
   torch::Tensor predict(const BatchSpec& batch) { return model_.predict(batch); }
+  torch::Tensor logits(const BatchSpec& batch) { return model_.logits(batch); }
 
   // Groups [0, upTo) stop training their weights; their 1-D parameters (norm weights and
   // biases) keep training, as fastai's train_bn does. 0 unfreezes everything.

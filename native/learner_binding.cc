@@ -34,6 +34,7 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
                            InstanceMethod<&Learner::TrainStep>("trainStep"),
                            InstanceMethod<&Learner::EvalStep>("evalStep"),
                            InstanceMethod<&Learner::Predict>("predict"),
+                           InstanceMethod<&Learner::Logits>("logits"),
                            InstanceMethod<&Learner::Freeze>("freeze"),
                            InstanceMethod<&Learner::ResetOptimizer>("resetOptimizer"),
                            InstanceMethod<&Learner::Save>("save"),
@@ -114,6 +115,7 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
   }
 
   Napi::Value Predict(const Napi::CallbackInfo& info) { return predictCall(info, numClasses_); }
+  Napi::Value Logits(const Napi::CallbackInfo& info) { return logitsCall(info, numClasses_); }
 
   Napi::Value Save(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

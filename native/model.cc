@@ -52,12 +52,15 @@ torch::Tensor ModelCore::forward(const torch::Tensor& images) {
   return network_->forward(images);
 }
 
-torch::Tensor ModelCore::predict(const BatchSpec& batch) {
+torch::Tensor ModelCore::logits(const BatchSpec& batch) {
   c10::DeviceGuard deviceGuard(options_.device);  // the current CUDA device of this thread, for cuda:N
   torch::NoGradGuard noGrad;
   network_->eval();
-  auto logits = forward(inputs(batch)).to(torch::kFloat);
-  auto probs = torch::softmax(logits, 1).cpu().contiguous();
+  return forward(inputs(batch)).to(torch::kFloat).cpu().contiguous();
+}
+
+torch::Tensor ModelCore::predict(const BatchSpec& batch) {
+  auto probs = torch::softmax(logits(batch), 1).contiguous();
   // A diverged or damaged model gives NaN everywhere: say so rather than predict a class.
   if (!torch::isfinite(probs).all().item<bool>()) {
     throw std::runtime_error("the model's outputs are not finite (NaN or infinite): its weights are damaged, or the fit that made it diverged");

@@ -35,6 +35,8 @@ class ModelCore {
   torch::Tensor forward(const torch::Tensor& images);
   // Softmax probabilities [n, c], float on the CPU, eval mode; throws when they are not finite.
   torch::Tensor predict(const BatchSpec& batch);
+  // The logits [n, c] before the softmax, float on the CPU, eval mode (what an export is checked against).
+  torch::Tensor logits(const BatchSpec& batch);
   torch::Tensor onDevice(const torch::Tensor& t) const;
   // Names of the parameters and buffers holding NaN or infinite values (none: empty).
   std::vector<std::string> nonFiniteWeights() const;

@@ -19,6 +19,7 @@ class Model : public AsyncWrap<Model, ModelCore> {
     return DefineClass(env, "Model",
                        {
                            InstanceMethod<&Model::Predict>("predict"),
+                           InstanceMethod<&Model::Logits>("logits"),
                            InstanceMethod<&Model::Load>("load"),
                            InstanceMethod<&Model::Weights>("weights"),
                            InstanceMethod<&Model::SavePyTorch>("savePyTorch"),
@@ -42,6 +43,7 @@ class Model : public AsyncWrap<Model, ModelCore> {
 
  private:
   Napi::Value Predict(const Napi::CallbackInfo& info) { return predictCall(info, numClasses_); }
+  Napi::Value Logits(const Napi::CallbackInfo& info) { return logitsCall(info, numClasses_); }
 
   // Loads the weights of a Learner's checkpoint and resolves with its meta text; the optimizer
   // state in the file is read and dropped on the worker thread.

@@ -21,6 +21,8 @@ export interface RunPythonOptions {
   cwd?: string;
   /** Kill the script after this many milliseconds (default 120000). */
   timeoutMs?: number;
+  /** Another interpreter (a pip torch venv's python3); default PYTHON. */
+  python?: string;
 }
 
 /**
@@ -29,16 +31,16 @@ export interface RunPythonOptions {
  * so a broken peer reads as a clear failure rather than a parse error later.
  */
 export function runPython(script: string, options: RunPythonOptions = {}): Promise<string> {
-  const { args = [], cwd, timeoutMs = 120_000 } = options;
+  const { args = [], cwd, timeoutMs = 120_000, python = PYTHON } = options;
   return new Promise((resolve, reject) => {
     execFile(
-      PYTHON,
+      python,
       ['-c', script, ...args],
       { cwd, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (error, stdout, stderr) => {
         if (error) {
           const status = error.killed ? `killed after ${timeoutMs} ms` : `exit status ${String(error.code)}`;
-          reject(new Error(`${PYTHON} failed (${status}):\n${stderr.trim() || error.message}`));
+          reject(new Error(`${python} failed (${status}):\n${stderr.trim() || error.message}`));
           return;
         }
         resolve(stdout);
