@@ -64,6 +64,16 @@ export const LEARNER_DEFAULTS = frozen({
   lossBeta: 0.98,
 });
 
+/** The defaults of `Predictor.load` and `classify`, stated once. */
+export const PREDICTOR_DEFAULTS = frozen({
+  /** Most images in one native batch of `classify`. */
+  maxBatch: 32,
+  /** Longest the oldest queued image waits for others before its batch runs (ms). */
+  maxWaitMs: 3,
+  /** Classes listed per image (capped at the model's class count). */
+  topK: 5,
+});
+
 /**
  * Data-parallel training (`DistributedOptions`): where the rendezvous is, and how long a rank
  * waits. torchrun's default port; a collective that waits longer than `timeout` seconds ends the

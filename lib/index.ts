@@ -37,4 +37,6 @@ export {
   type NativeModel,
   type NativeModelOptions,
   type NativeParam,
+  type NativeWeight,
+  type NativeWeightsSource,
 } from './native';

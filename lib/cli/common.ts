@@ -7,7 +7,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FASTAI_DATASETS, untarData } from '../data/download';
 import { native, packageRoot } from '../native';
-import { readSidecar, sidecarOf, type CheckpointMeta } from '../learn/checkpoint';
+import type { CheckpointMeta } from '../learn/checkpoint';
+import { locateModel } from '../learn/predictor';
 import { UsageError, existingFolder } from './args';
 
 /** The bundled Fashion-MNIST subset (train/ and val/ image folders). */
@@ -66,21 +67,15 @@ export type ModelMeta = CheckpointMeta;
 
 /**
  * Finds a model for `--model`: a .tsl file written by `train` (with its .json
- * sidecar), or a run folder (its last.tsl). Returns the file and its meta.
+ * sidecar), or a run folder (its last.tsl): lib/learn's `locateModel`, whose
+ * messages become usage errors. Returns the file and its meta.
  */
 export function resolveModel(value: unknown): { file: string; meta: ModelMeta; runFolder: string } {
   if (typeof value !== 'string' || value === '') throw new UsageError('--model: expected a model file (last.tsl, best.tsl) or a run folder');
-  let file = path.resolve(value);
-  if (!fs.existsSync(file)) throw new UsageError(`--model: ${value} does not exist; expected a model file or a run folder`);
-  if (fs.statSync(file).isDirectory()) file = path.join(file, 'last.tsl');
-  const sidecar = sidecarOf(file);
-  if (!fs.existsSync(file) || !fs.existsSync(sidecar)) {
-    throw new UsageError(`--model: ${value} holds no exported model (expected ${path.basename(file)} and ${path.basename(sidecar)}, as train writes)`);
-  }
   try {
-    return { file, meta: readSidecar(file), runFolder: path.dirname(file) };
+    return locateModel(value);
   } catch (err) {
-    throw new UsageError(`--model: ${(err as Error).message.replace(/^(load|Predictor\.load): /, '')}; expected the model description train writes`);
+    throw new UsageError(`--model: ${(err as Error).message}`);
   }
 }
 

@@ -8,6 +8,7 @@
 import type { Argv } from 'yargs';
 import { DATA_SEED, DISTRIBUTED_DEFAULTS, LABEL_SMOOTHING_EPS, LEARNER_DEFAULTS, LR_FIND_DEFAULTS, MIX_ALPHA, TTA_DEFAULTS } from '../defaults';
 import { TRAIN_DEFAULTS } from './train-defaults';
+import { ONNX_EXPORT_DEFAULTS, ONNX_OPSETS } from '../export/onnx';
 
 interface FlagSpec {
   type: 'string' | 'boolean';
@@ -51,6 +52,12 @@ export const FLAGS = {
   model: { type: 'string', describe: 'a run folder or its last.tsl / best.tsl', demandOption: 'give --model RUN_FOLDER or MODEL.tsl' },
   top: { type: 'string', describe: 'show the K most probable classes', defaultDescription: '1' },
   json: { type: 'boolean', describe: 'print JSON instead of a table' },
+  format: { type: 'string', describe: 'onnx (onnxruntime: Node, browser, Python) | pth (a PyTorch state_dict)', defaultDescription: 'onnx' },
+  opset: { type: 'string', describe: `ONNX operator set, ${ONNX_OPSETS.min}..${ONNX_OPSETS.max}`, defaultDescription: String(ONNX_EXPORT_DEFAULTS.opset) },
+  input: { type: 'string', describe: 'ONNX input: uint8 ([N,H,W,3] RGB bytes) | float ([N,3,H,W])', defaultDescription: ONNX_EXPORT_DEFAULTS.input },
+  normalization: { type: 'boolean', describe: 'the graph does x/255 and the mean/std normalisation itself; --no-normalization: a float input arrives normalised', defaultDescription: String(ONNX_EXPORT_DEFAULTS.includeNormalization) },
+  probabilities: { type: 'boolean', describe: 'add a "probabilities" output (softmax) besides "logits"' },
+  dynamicBatch: { type: 'boolean', describe: 'a symbolic batch dimension; --no-dynamic-batch fixes it to 1', defaultDescription: String(ONNX_EXPORT_DEFAULTS.dynamicBatch) },
 } as const satisfies Record<string, FlagSpec>;
 
 export type FlagName = keyof typeof FLAGS;
@@ -94,6 +101,17 @@ export const COMMAND_FLAGS = {
     'device',
     ['out', { describe: 'write evaluation.json and confusion.svg/png here', defaultDescription: undefined }],
     ['json', { describe: 'print JSON instead of tables' }],
+  ],
+  export: [
+    'model',
+    'format',
+    ['out', { describe: 'the file to write', defaultDescription: 'beside the model: RUN/last.onnx or RUN/last.pth' }],
+    'opset',
+    'input',
+    'normalization',
+    'probabilities',
+    'dynamicBatch',
+    ['size', { describe: 'ONNX input height and width: N px | training | dynamic', defaultDescription: 'training (the size it was trained at last)' }],
   ],
   lrFind: [...DATA_FLAGS, 'numIt'],
   experiments: [

@@ -14,6 +14,7 @@ import { exitWithLauncher, launch, launchConfigFrom, withoutLaunchFlags } from '
 import { declareFlags, pickFlags } from './flags';
 import { predictConfigFrom, runPredict, predictionTable } from './predict';
 import { evaluateConfigFrom, runEvaluate, evaluationText } from './evaluate';
+import { exportConfigFrom, runExport } from './export';
 import { lrFindConfigFrom, runLrFind } from './lr-find';
 import { runExperiments, progressivePhases } from './experiments';
 
@@ -79,6 +80,12 @@ async function evaluateCommand(argv: Record<string, unknown>): Promise<number> {
   return EXIT.ok;
 }
 
+async function exportCommand(argv: Record<string, unknown>): Promise<number> {
+  const config = exportConfigFrom(pickFlags(argv, 'export'));
+  for (const line of await runExport(config)) say(line);
+  return EXIT.ok;
+}
+
 async function lrFindCommand(argv: Record<string, unknown>): Promise<number> {
   applyWorkers(argv.workers);
   const config = await lrFindConfigFrom(pickFlags(argv, 'lrFind'));
@@ -122,6 +129,13 @@ export function parser(args: readonly string[], run: (handler: (argv: Record<str
         .example(`${PROG} evaluate --model runs/latest/best.tsl --data ~/my-test-set --out eval`, 'another dataset, with charts'),
       (argv) => run(evaluateCommand, argv as Record<string, unknown>),
     )
+    .command('export', 'the trained model for other runtimes: ONNX (onnxruntime in Node, the browser, Python) or a PyTorch state_dict', (y) =>
+      declareFlags(y, 'export')
+        .example(`${PROG} export --model runs/latest`, 'runs/latest/last.onnx: uint8 NHWC pixels in, logits out')
+        .example(`${PROG} export --model runs/latest/best.tsl --probabilities --size 128 --out web/model.onnx`, 'for onnxruntime-web')
+        .example(`${PROG} export --model runs/latest --format pth`, 'runs/latest/last.pth for torchvision (resnet) or fastai (xresnet)'),
+      (argv) => run(exportCommand, argv as Record<string, unknown>),
+    )
     .command('lr-find', 'the learning-rate finder: prints a suggestion and writes the plot', (y) =>
       declareFlags(y, 'lrFind')
         .example(`${PROG} lr-find`, 'on the bundled data')
@@ -149,13 +163,13 @@ export function rewordYargs(message: string, args: readonly string[] = []): stri
   const unknown = /^Unknown arguments?: (.*)$/.exec(message);
   if (unknown) {
     const first = unknown[1].split(', ')[0];
-    if (args.includes(first)) return `${first}: unknown command; expected one of train, predict, evaluate, lr-find, experiments`;
+    if (args.includes(first)) return `${first}: unknown command; expected one of train, predict, evaluate, export, lr-find, experiments`;
     return `${first.length > 1 ? '--' : '-'}${first}: unknown option; run ${PROG} --help for the options`;
   }
   const missing = /^Missing required argument: (\w+)\n*(.*)$/s.exec(message);
   if (missing) return `--${missing[1]}: missing; ${missing[2] || 'it is required'}`;
   if (/Not enough non-option arguments/.test(message)) return `IMAGES: missing; expected at least one image file`;
-  if (/Unknown command|Too many non-option/.test(message)) return `${message.split('\n')[0]}; expected one of train, predict, evaluate, lr-find, experiments`;
+  if (/Unknown command|Too many non-option/.test(message)) return `${message.split('\n')[0]}; expected one of train, predict, evaluate, export, lr-find, experiments`;
   return message.split('\n')[0];
 }
 

@@ -9,6 +9,7 @@ import { resolveModel, shortPath } from './common';
 import { textTable } from '../report';
 import { decodeTransformed, Random } from '../data';
 import { Predictor, combineTta, TTA_DEFAULTS } from '../learn';
+import { predictionRequest } from '../learn/predictor';
 import type { FlagsOf } from './flags';
 
 /** The raw flags of `predict` (declared in flags.ts) and its image files. */
@@ -70,7 +71,7 @@ export async function runPredict(config: ReturnType<typeof predictConfigFrom>): 
         throw new UsageError(`IMAGES: ${file} could not be read as an image (${(err as Error).message}); expected JPEG, PNG, WebP, ...`);
       }
     };
-    const plain = await probsOf((file) => decode(file, { transform: { type: 'resize', method: 'crop' }, flip: false, size, rng: null }));
+    const plain = await probsOf((file) => decode(file, predictionRequest(size)));
     let probs = plain;
     if (config.tta) {
       const passes: Float32Array[] = [];

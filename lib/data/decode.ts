@@ -12,8 +12,9 @@
  *   the batch buffer. Plain JPEGs go to the addon's libjpeg-turbo decoder
  *   (one call per batch, on libuv's pool) when the addon has one; every other
  *   file, and any JPEG it refuses, goes to sharp.
- * - `decodeTransformed`: fastai's per-image transforms on the CPU (resize
- *   crop/squish/pad, random-resized crop, flip), producing final-size pixels.
+ * - `decodeTransformed` (`transformImage` for an image in memory): fastai's
+ *   per-image transforms on the CPU (resize crop/squish/pad, random-resized
+ *   crop, flip), producing final-size pixels.
  */
 import * as fs from 'fs';
 import type SharpModule from 'sharp';
@@ -399,10 +400,28 @@ function randomResizedBox(w: number, h: number, t: RandomResizedCropTransform, s
 
 /** Decodes `file` and applies the per-image transforms; the result is size x size. */
 export async function decodeTransformed(file: string, request: TransformRequest, failOn: FailOn = 'warning'): Promise<DecodedImage> {
+  return transformImage(file, await readInput(file), request, failOn);
+}
+
+/** Raw 8-bit pixels in memory, row-major HWC: 1 (gray), 3 (RGB) or 4 (RGBA, the alpha is dropped) channels. */
+export interface RawPixels {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3 | 4;
+}
+
+/**
+ * `decodeTransformed` for an image already in memory: encoded bytes (any
+ * format sharp reads) or raw pixels, which take the same pipeline after the
+ * decode. `name` stands for the file in a DecodeError. The bytes must not
+ * change until the promise settles (sharp reads them on libuv's pool).
+ */
+export async function transformImage(name: string, image: Uint8Array | RawPixels, request: TransformRequest, failOn: FailOn = 'warning'): Promise<DecodedImage> {
   const { transform, size, rng } = request;
-  const data = await readInput(file);
-  const { width: w, height: h } = await orientedSize(file, data, failOn);
-  let pipeline = source(data, failOn);
+  const opened = await openImage(name, image, failOn);
+  const { width: w, height: h } = opened.size;
+  let pipeline = opened.pipeline;
   if (transform.type === 'randomResizedCrop') {
     pipeline = pipeline.extract(randomResizedBox(w, h, transform, size, rng)).resize(size, size, { fit: 'fill', kernel: KERNEL });
   } else {
@@ -418,8 +437,33 @@ export async function decodeTransformed(file: string, request: TransformRequest,
   // Draw the flip even when it is off so turning it on does not shift other draws.
   const flip = rng ? rng.bernoulli(0.5) : false;
   if (request.flip && flip) pipeline = pipeline.flop();
-  const pixels = await toRgb(file, pipeline, size, size);
+  const pixels = await toRgb(name, pipeline, size, size);
   return { pixels, width: size, height: size, aspect: w / h };
+}
+
+/** The size as shown and the decoding pipeline of an image in memory. */
+async function openImage(name: string, image: Uint8Array | RawPixels, failOn: FailOn): Promise<{ size: Oriented; pipeline: SharpModule.Sharp }> {
+  if (image instanceof Uint8Array) {
+    // A view, not a copy: sharp and the JPEG sniffer take Buffers.
+    const data = Buffer.isBuffer(image) ? image : Buffer.from(image.buffer, image.byteOffset, image.byteLength);
+    if (data.length === 0) throw new DecodeError(name, 'empty (0 bytes)');
+    return { size: await orientedSize(name, data, failOn), pipeline: source(data, failOn) };
+  }
+  const { data, width, height, channels } = checkRawPixels(name, image);
+  return { size: { width, height }, pipeline: loadSharp()(data, { raw: { width, height, channels } }) };
+}
+
+/** Raw pixels whose sizes agree with their bytes. */
+function checkRawPixels(name: string, image: RawPixels): RawPixels {
+  const { data, width, height, channels } = image;
+  const side = (v: unknown) => Number.isInteger(v) && (v as number) >= 1;
+  if (!side(width) || !side(height)) throw new DecodeError(name, `raw pixels need positive integer width and height, got ${width}x${height}`);
+  if (channels !== 1 && channels !== 3 && channels !== 4) throw new DecodeError(name, `raw pixels need 1, 3 or 4 channels, got ${channels}`);
+  if (!(data instanceof Uint8Array) || data.length !== width * height * channels) {
+    const got = data instanceof Uint8Array ? `${data.length} bytes` : typeof data;
+    throw new DecodeError(name, `raw pixels of ${width}x${height}x${channels} need a Uint8Array of ${width * height * channels} bytes, got ${got}`);
+  }
+  return image;
 }
 
 /** Fit inside size x size keeping the aspect, then pad the short axis. */

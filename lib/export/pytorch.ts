@@ -37,7 +37,12 @@ export function pyTorchLayoutOf(arch: string): PyTorchLayout {
  */
 export async function exportPyTorch(source: PyTorchExportSource, file: string): Promise<PyTorchExportReport> {
   const layout = pyTorchLayoutOf(source.arch);
-  const names = withBatchCounters((await source.model.weights()).map((w) => w.name));
+  const weights = await source.model.weights();
+  const damaged = weights.filter((w) => !w.data.every(Number.isFinite)).map((w) => w.name);
+  if (damaged.length > 0) {
+    throw new Error(`exportPyTorch: ${damaged.length} weight tensor(s) hold NaN or infinite values (${damaged.slice(0, 3).join(', ')}${damaged.length > 3 ? ', ...' : ''}): the fit diverged; nothing was written to ${file}`);
+  }
+  const names = withBatchCounters(weights.map((w) => w.name));
   const rename = layout === 'fastai' ? fastaiName : (name: string) => name;
   const pairs = names.map((name) => [name, rename(name)] as const);
   await source.model.savePyTorch(file, pairs);

@@ -4,7 +4,22 @@
  * the callback contract and the callbacks, schedules, mixing, TTA and metrics.
  */
 export { Learner, LABEL_SMOOTHING_EPS } from './learner';
-export { Predictor } from './predictor';
+export {
+  Predictor,
+  ImageInputError,
+  locateModel,
+  predictionRequest,
+  RUN_MODEL_FILE,
+  type ImageInput,
+  type RawPixels,
+  type Classification,
+  type RankedClass,
+  type ClassifyOptions,
+  type PredictorOptions,
+  type PredictorStats,
+  type LocatedModel,
+} from './predictor';
+export type { BatchingOptions } from './batcher';
 export { resolveGroup, type DistributedOptions, type DistributedOption } from './distributed';
 export type {
   LearnerOptions,

@@ -46,6 +46,8 @@ import {
   type StagePlan,
 } from './plan';
 import { NativeOwner } from '../util/native-owner';
+import { exportPyTorch, type PyTorchExportReport } from '../export/pytorch';
+import { exportOnnx, type OnnxExportOptions, type OnnxExportReport } from '../export/onnx';
 import { predictWith } from './predictor';
 import type { LrSpec, OneCycleOptions } from './schedule';
 import { runTta, type TtaOptions } from './tta';
@@ -296,15 +298,36 @@ export class Learner extends NativeOwner<NativeLearner> {
    * predictor knows which model to build before it reads the weights.
    */
   async export(file: string): Promise<void> {
-    const damaged = await this.model.nonFiniteWeights();
-    if (damaged.length > 0) {
-      throw new Error(`export: ${damaged.length} weight tensor(s) hold NaN or infinite values (${damaged.slice(0, 3).join(', ')}${damaged.length > 3 ? ', ...' : ''}): the fit diverged; nothing was written to ${file}`);
-    }
+    await this.refuseDamaged('export', file);
     // The sidecar first: a kill between the two writes leaves the previous model with a sidecar
     // that describes it too (same arch and classes), never a model without one.
     const meta = this.metaFor('torchts-export');
     writeSidecar(file, meta);
     await this.saveMeta(file, meta);
+  }
+
+  /**
+   * Writes the weights as a PyTorch state_dict (lib/export/pytorch.ts): resnet models load into
+   * torchvision's, xresnet models into fastai's xresnet. Refuses a diverged model.
+   */
+  async exportPyTorch(file: string): Promise<PyTorchExportReport> {
+    return exportPyTorch(this, file);
+  }
+
+  /**
+   * Writes an ONNX model (lib/export/onnx.ts) that onnxruntime (Node, web, Python) runs with
+   * this model's predictions; options and defaults: `OnnxExportOptions`. Refuses a diverged model.
+   */
+  async exportOnnx(file: string, options: OnnxExportOptions = {}): Promise<OnnxExportReport> {
+    return exportOnnx({ arch: this.arch, classes: this.classes, size: this.settings.size, normalize: this.normalize, model: this.model }, file, options);
+  }
+
+  /** Throws when a weight holds NaN or infinity: a diverged fit is never exported. */
+  private async refuseDamaged(what: string, file: string): Promise<void> {
+    const damaged = await this.model.nonFiniteWeights();
+    if (damaged.length > 0) {
+      throw new Error(`${what}: ${damaged.length} weight tensor(s) hold NaN or infinite values (${damaged.slice(0, 3).join(', ')}${damaged.length > 3 ? ', ...' : ''}): the fit diverged; nothing was written to ${file}`);
+    }
   }
 
   private setFrozen(upTo: number): void {
@@ -471,7 +494,7 @@ function createNative(options: LearnerOptions) {
   const o = withDefaults(LEARNER_DEFAULTS, options);
   const classes = [...(options.classes ?? options.data.classes)];
   if (classes.length < 2) throw new Error(`Learner: expected at least 2 classes, got ${classes.length}`);
-  const normalize = resolveNormalize(options.normalize ?? 'data', options.data);
+  const normalize = resolveNormalize(options.normalize === undefined ? 'data' : options.normalize, options.data);
   const settings = checkSettings({ size: o.size, bs: o.bs });
   const binding = native();
   if (!binding.modelNames().includes(o.arch)) {

@@ -7,6 +7,18 @@
 export {
   Learner,
   Predictor,
+  ImageInputError,
+  locateModel,
+  RUN_MODEL_FILE,
+  type ImageInput,
+  type RawPixels,
+  type Classification,
+  type RankedClass,
+  type ClassifyOptions,
+  type PredictorOptions,
+  type PredictorStats,
+  type LocatedModel,
+  type BatchingOptions,
   type LearnerOptions,
   type LearnerNormalize,
   type LossOption,
@@ -49,7 +61,19 @@ export type { TtaOptions } from '../learn';
 export type { LrFindOptions, LrFindResult } from '../learn';
 // Data-parallel training (c10d): the Learner's `distributed` option.
 export type { DistributedOptions, DistributedOption } from '../learn';
-export { DISTRIBUTED_DEFAULTS } from '../defaults';
+export { DISTRIBUTED_DEFAULTS, PREDICTOR_DEFAULTS } from '../defaults';
 // The dispose contract Learner and Predictor share (dispose, Symbol.asyncDispose).
 export { NativeOwner } from '../util/native-owner';
 export type { NormalizeStats } from '../learn/checkpoint';
+// Exports for other runtimes: Learner/Predictor.exportOnnx and exportPyTorch.
+export {
+  ONNX_EXPORT_DEFAULTS,
+  ONNX_OPSETS,
+  ONNX_METADATA_KEYS,
+  type OnnxExportOptions,
+  type OnnxExportReport,
+  type OnnxInputKind,
+  type OnnxSize,
+  type ResolvedOnnxExportOptions,
+} from '../export/onnx';
+export type { PyTorchExportReport, PyTorchLayout } from '../export/pytorch';

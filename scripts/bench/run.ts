@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs the benchmarks of this folder, each in its own process (tsx).
  *
- *   npm run bench                        step, train and data, one after the other (the PyTorch comparisons)
+ *   npm run bench                        step, train, data and predict, one after the other (the PyTorch comparisons)
  *   npm run bench -- step train          the named ones, with their default arguments
  *   npm run bench -- step --steps 3      one benchmark with its own arguments
  *   npm run bench -- --list              what there is
@@ -24,6 +24,7 @@ const BENCHES: readonly Bench[] = [
   { name: 'step', what: "one training step, ours against PyTorch's, per model and size", inAll: true },
   { name: 'train', what: 'the same Fashion-MNIST recipe trained by torchts and by PyTorch + torchvision', inAll: true },
   { name: 'data', what: 'JPEG decoding and augmentation into batches, ours against torchvision DataLoader', inAll: true },
+  { name: 'predict', what: "inference of resnet18 at 128 px: torchts's Predictor, onnxruntime-node on its ONNX export, PyTorch eval", inAll: true },
   { name: 'ddp', what: 'data-parallel steps: 1 process x 2 threads against 2 processes x 1 thread, ours and PyTorch DDP', inAll: false },
   { name: 'install', what: 'npm install of the packed tarball: prebuilt binary against a source build (packs and builds)', inAll: false },
 ];

@@ -111,7 +111,7 @@ describe('cli/args', () => {
 
   it("rewords yargs' messages as flag: expectation", () => {
     assert.equal(rewordYargs('Unknown argument: bogus', ['--bogus']), '--bogus: unknown option; run torchts-train --help for the options');
-    assert.equal(rewordYargs('Unknown argument: trian', ['trian']), 'trian: unknown command; expected one of train, predict, evaluate, lr-find, experiments');
+    assert.equal(rewordYargs('Unknown argument: trian', ['trian']), 'trian: unknown command; expected one of train, predict, evaluate, export, lr-find, experiments');
     assert.equal(rewordYargs('Not enough non-option arguments: got 0, need at least 1'), 'IMAGES: missing; expected at least one image file');
   });
 });

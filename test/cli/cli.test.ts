@@ -17,6 +17,9 @@ import { runPython } from '../helpers/python';
 import { evaluateConfigFrom } from '../../lib/cli/evaluate';
 import { augmentOptions } from '../../lib/cli/train';
 import { runCli, startCli, tempDir, waitForOutput, type CliResult } from './run-cli';
+import { decodeTransformed } from '../../lib/data/decode';
+import { predictionRequest } from '../../lib/learn';
+import { ONNX_OPSETS } from '../../lib/export/onnx';
 
 const KEEP = ['Bag', 'Sneaker', 'T-shirt_top', 'Trouser'];
 /** Small and fast: 96 training and 32 validation images, 16 px, batches of 16. */
@@ -307,6 +310,57 @@ describe('torchts-train (CLI, end to end)', function () {
       }
       assert.ok(resumes >= 2, `only ${resumes} of 3 runs were still running when killed`);
     });
+  });
+
+  describe('export', () => {
+    const image = () => {
+      const dir = path.join(data, 'val', 'Bag');
+      return path.join(dir, fs.readdirSync(dir)[0]);
+    };
+
+    it('export writes RUN/last.onnx, which onnxruntime-node runs with the probabilities predict prints', async () => {
+      const r = await runCli(['export', '--model', run, '--probabilities'], tmp.dir);
+      assert.equal(r.code, 0, explain(r));
+      const file = path.join(run, 'last.onnx');
+      assert.match(r.stdout, /^wrote run\/last\.onnx: ONNX opset 17, input "images" uint8 \[batch, 16, 16, 3\], outputs "logits", "probabilities"$/m);
+      const predicted = await runCli(['predict', '--model', run, '--top', '4', '--json', '--device', 'cpu', image()], tmp.dir);
+      assert.equal(predicted.code, 0, explain(predicted));
+      const [answer] = JSON.parse(predicted.stdout) as { top: { label: string; probability: number }[] }[];
+      const ort = await import('onnxruntime-node');
+      const session = await ort.InferenceSession.create(file);
+      const { pixels } = await decodeTransformed(image(), predictionRequest(16));
+      const out = await session.run({ images: new ort.Tensor('uint8', Uint8Array.from(pixels), [1, 16, 16, 3]) });
+      const probs = out.probabilities.data as Float32Array;
+      for (const { label, probability } of answer.top) {
+        assert.ok(Math.abs(probs[KEEP.indexOf(label)] - probability) <= 1e-4, `${label}: ${probs[KEEP.indexOf(label)]} vs ${probability}`);
+      }
+      await session.release();
+    });
+
+    it('export --format pth writes a state_dict in the layout of the arch (fastai for xresnet)', async () => {
+      const out = path.join(tmp.dir, 'weights.pth');
+      const r = await runCli(['export', '--model', path.join(run, 'best.tsl'), '--format', 'pth', '--out', out], tmp.dir);
+      assert.equal(r.code, 0, explain(r));
+      assert.match(r.stdout, /^wrote weights\.pth: \d+ tensors, fastai names$/m);
+      const names = await runPython(`import torch, sys\nprint(sorted(torch.load(sys.argv[1]).keys())[:2])`, { args: [out] });
+      assert.match(names, /'0\.0\.weight', '0\.1\.bias'/);
+    });
+
+    const refusals: [string, string[], RegExp][] = [
+      ['an unknown format', ['--format', 'tflite'], /^torchts-train: --format: expected one of onnx, pth, got "tflite"$/m],
+      ['graph flags with pth', ['--format', 'pth', '--opset', '13'], /^torchts-train: --opset: only with --format onnx/m],
+      ['an opset out of range', ['--opset', '9'], new RegExp(`^torchts-train: --opset: expected an integer in ${ONNX_OPSETS.min}\\.\\.${ONNX_OPSETS.max}, got "9"$`, 'm')],
+      ['a uint8 input without normalisation', ['--no-normalization'], /^torchts-train: --no-normalization: only with --input float/m],
+    ];
+    for (const [what, flags, message] of refusals) {
+      it(`export refuses ${what} with exit 2, writing nothing`, async () => {
+        const out = path.join(tmp.dir, `refused-${what.replace(/\W+/g, '-')}.onnx`);
+        const r = await runCli(['export', '--model', run, '--out', out, ...flags], tmp.dir);
+        assert.equal(r.code, 2, explain(r));
+        assert.match(r.stderr, message);
+        assert.ok(!fs.existsSync(out));
+      });
+    }
   });
 
   describe('one run per folder', () => {
