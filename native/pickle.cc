@@ -58,7 +58,31 @@ const char* kindName(PyObject::Kind k) {
   return names[k];
 }
 
-PyRef make(PyObject::Kind k) { return std::make_shared<PyObject>(k); }
+// Every value one file's unpicklers made. A hostile pickle can put a list inside itself (memo
+// get + append), a cycle reference counts never free; when the file is done, the arena empties
+// every value still alive, which breaks each cycle.
+class Arena {
+ public:
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  ~Arena() {
+    for (auto& weak : made_) {
+      if (PyRef alive = weak.lock()) {
+        std::vector<PyRef> children;
+        children.swap(alive->items);
+      }
+    }
+  }
+  PyRef make(PyObject::Kind k) {
+    auto v = std::make_shared<PyObject>(k);
+    made_.push_back(v);
+    return v;
+  }
+
+ private:
+  std::vector<std::weak_ptr<PyObject>> made_;
+};
 
 // torch's legacy storage class names -> dtypes.
 bool storageDtype(const std::string& global, torch::Dtype& dtype) {
@@ -79,8 +103,8 @@ bool storageDtype(const std::string& global, torch::Dtype& dtype) {
 class Unpickler {
  public:
   // Reads one pickle from data starting at *pos, and leaves *pos after its STOP.
-  Unpickler(const std::string& data, size_t* pos, const StorageLoader& loader, const std::string& path)
-      : data_(data), pos_(*pos), loader_(loader), path_(path), end_(pos) {}
+  Unpickler(const std::string& data, size_t* pos, const StorageLoader& loader, const std::string& path, Arena& arena)
+      : data_(data), pos_(*pos), loader_(loader), path_(path), end_(pos), arena_(arena) {}
   ~Unpickler() { *end_ = pos_; }
 
   PyRef run() {
@@ -95,6 +119,7 @@ class Unpickler {
 
  private:
   [[noreturn]] void fail(const std::string& why) const { throw std::runtime_error(path_ + ": " + why); }
+  PyRef make(PyObject::Kind k) { return arena_.make(k); }
 
   void need(size_t n) const {
     if (n > data_.size() - pos_) fail("truncated pickle");
@@ -334,6 +359,7 @@ class Unpickler {
   const StorageLoader& loader_;
   const std::string& path_;
   size_t* end_;
+  Arena& arena_;
   std::vector<PyRef> stack_;
   std::vector<size_t> marks_;
   std::map<uint64_t, PyRef> memo_;
@@ -493,7 +519,8 @@ void checkPickleShape(const std::string& pickle, size_t maxDepth, const std::str
 
 NamedTensors unpickleStateDict(const std::string& pickle, const StorageLoader& loader, const std::string& path) {
   size_t pos = 0;
-  return stateDictFrom(Unpickler(pickle, &pos, loader, path).run(), path);
+  Arena arena;  // outlives the values, which stateDictFrom reads
+  return stateDictFrom(Unpickler(pickle, &pos, loader, path, arena).run(), path);
 }
 
 NamedTensors unpickleLegacyStateDict(const std::string& file, const std::string& path) {
@@ -518,18 +545,19 @@ NamedTensors unpickleLegacyStateDict(const std::string& file, const std::string&
     pending.emplace_back(key, storage);
     return storage;
   };
-  PyRef version = Unpickler(file, &pos, none, path).run();
+  Arena arena;
+  PyRef version = Unpickler(file, &pos, none, path, arena).run();
   if (version->kind != PyObject::Int || version->i != 1001) {
     throw std::runtime_error(path + ": unsupported legacy torch.save version");
   }
-  PyRef info = Unpickler(file, &pos, none, path).run();
+  PyRef info = Unpickler(file, &pos, none, path, arena).run();
   for (size_t k = 0; info->kind == PyObject::Dict && k + 1 < info->items.size(); k += 2) {
     if (info->items[k]->s == "little_endian" && !info->items[k + 1]->i) {
       throw std::runtime_error(path + ": big-endian files are not supported");
     }
   }
-  PyRef root = Unpickler(file, &pos, later, path).run();
-  PyRef keys = Unpickler(file, &pos, none, path).run();
+  PyRef root = Unpickler(file, &pos, later, path, arena).run();
+  PyRef keys = Unpickler(file, &pos, none, path, arena).run();
   if (keys->kind != PyObject::List) throw std::runtime_error(path + ": malformed legacy storage list");
   std::map<std::string, torch::Tensor> byKey(pending.begin(), pending.end());
   for (const PyRef& key : keys->items) {

@@ -72,6 +72,8 @@ export async function runExport(config: ReturnType<typeof exportConfigFrom>): Pr
     return [
       `wrote ${out}: ONNX opset ${report.opset}, input "${report.input.name}" ${report.input.type} [${report.input.shape.join(', ')}], outputs ${report.outputs.map((o) => `"${o}"`).join(', ')}`,
       `run it with onnxruntime: (await ort.InferenceSession.create('${out}')).run({ ${report.input.name}: tensor })`,
+      // onnxruntime's JS API does not read a model's metadata: a web page ships the names itself.
+      `classes (also in the file's metadata, "classes"): ${JSON.stringify(predictor.classes)}`,
     ];
   } finally {
     predictor.dispose();

@@ -323,6 +323,7 @@ describe('torchts-train (CLI, end to end)', function () {
       assert.equal(r.code, 0, explain(r));
       const file = path.join(run, 'last.onnx');
       assert.match(r.stdout, /^wrote run\/last\.onnx: ONNX opset 17, input "images" uint8 \[batch, 16, 16, 3\], outputs "logits", "probabilities"$/m);
+      assert.ok(r.stdout.includes(`classes (also in the file's metadata, "classes"): ${JSON.stringify(KEEP)}`), r.stdout);
       const predicted = await runCli(['predict', '--model', run, '--top', '4', '--json', '--device', 'cpu', image()], tmp.dir);
       assert.equal(predicted.code, 0, explain(predicted));
       const [answer] = JSON.parse(predicted.stdout) as { top: { label: string; probability: number }[] }[];
