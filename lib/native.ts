@@ -249,8 +249,6 @@ export interface NativeLearner extends NativeWeightsSource {
   parameters(): NativeParam[];
   /** Names of the parameters and buffers holding NaN or infinite values (empty when every weight is finite). */
   nonFiniteWeights(): Promise<string[]>;
-  /** The floating-point weights (parameters and buffers, by state_dict name), flattened, as a copy. */
-  stateDict(): Promise<Record<string, Float32Array>>;
   /**
    * Joins a data-parallel group: blocks (on the learner's thread) until every rank has joined,
    * then copies rank 0's weights to every rank. From then on each training step averages the

@@ -41,7 +41,6 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
                            InstanceMethod<&Learner::Load>("load"),
                            InstanceMethod<&Learner::LoadTorchvision>("loadTorchvision"),
                            InstanceMethod<&Learner::Parameters>("parameters"),
-                           InstanceMethod<&Learner::StateDict>("stateDict"),
                            InstanceMethod<&Learner::Weights>("weights"),
                            InstanceMethod<&Learner::SavePyTorch>("savePyTorch"),
                            InstanceMethod<&Learner::NonFiniteWeights>("nonFiniteWeights"),
@@ -197,22 +196,6 @@ class Learner : public AsyncWrap<Learner, LearnerCore> {
 
   Napi::Value Weights(const Napi::CallbackInfo& info) { return weightsCall(info); }
   Napi::Value SavePyTorch(const Napi::CallbackInfo& info) { return savePyTorchCall(info); }
-
-  // The floating-point weights (parameters and buffers) by state_dict name, as Float32Arrays.
-  Napi::Value StateDict(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return async(env, [&]() -> Napi::Value {
-      return schedule<NamedTensors>(
-          env, [](LearnerCore& core) { return core.stateDict(); },
-          [](Napi::Env env, NamedTensors& tensors) -> Napi::Value {
-            auto out = Napi::Object::New(env);
-            for (const auto& [name, t] : tensors) {
-              if (t.is_floating_point()) out.Set(name, toFloat32Array(env, t.reshape(-1)));
-            }
-            return out;
-          });
-    });
-  }
 
   // Names of the weights holding NaN or infinite values (an empty array when all are finite).
   Napi::Value NonFiniteWeights(const Napi::CallbackInfo& info) {

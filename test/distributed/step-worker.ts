@@ -44,9 +44,8 @@ async function main(): Promise<void> {
   const rank = group?.rank ?? 0;
   const world = group?.worldSize ?? 1;
   const dump = async (step: number | 'init') => {
-    const state = await learner.stateDict();
-    const names = Object.keys(state).sort();
-    fs.writeFileSync(`${out}.${step}.bin`, Buffer.concat(names.map((k) => Buffer.from(state[k].buffer, state[k].byteOffset, state[k].byteLength))));
+    const weights = (await learner.weights()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    fs.writeFileSync(`${out}.${step}.bin`, Buffer.concat(weights.map(({ data }) => Buffer.from(data.buffer, data.byteOffset, data.byteLength))));
   };
   await dump('init');
   const losses: number[] = [];
