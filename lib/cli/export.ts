@@ -8,7 +8,7 @@ import { ONNX_EXPORT_DEFAULTS, ONNX_OPSETS, type OnnxExportOptions, type OnnxSiz
 import { Predictor } from '../learn';
 import { UsageError, integerIn, oneOf, writableFolder, MIN_SIZE, MAX_SIZE } from './args';
 import { resolveModel, shortPath } from './common';
-import type { FlagsOf } from './flags';
+import { kebab, type FlagsOf } from './flags';
 
 export type ExportFlags = FlagsOf<'export'>;
 
@@ -49,10 +49,6 @@ function onnxOptionsFrom(flags: ExportFlags): OnnxExportOptions {
 function onnxSize(value: unknown): OnnxSize {
   if (value === 'dynamic' || value === 'training') return value;
   return integerIn('size', value, MIN_SIZE, MAX_SIZE);
-}
-
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 /** Writes the export; resolves with the lines to print. */

@@ -6,23 +6,17 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { imageFolder, type ImageDataLoaders } from '../../lib/data';
+import type { ImageDataLoaders } from '../../lib/data';
 import { native } from '../../lib/native';
 import { Learner } from '../../lib/learn';
 import { exportPyTorch, fastaiName } from '../../lib/export/pytorch';
 import { TEST_DEVICE } from '../helpers/device';
-import { tempDir, removeDir, writeClassFolder, rawImage, texturedColour, CLASS_COLOURS } from '../helpers/images';
+import { tempDir, removeDir } from '../helpers/images';
 import { runPythonJson } from '../helpers/python';
 import { venvBin } from '../helpers/torch-installs';
+import { TRAIN_SIZE as SIZE, makeExportData, probeImages as probe } from './helpers';
 
-const SIZE = 33;
-
-/** n images of SIZE x SIZE, uint8 RGB NHWC. */
-function probeImages(n: number): Uint8Array {
-  const out = new Uint8Array(n * SIZE * SIZE * 3);
-  for (let i = 0; i < n; i++) out.set(rawImage(SIZE, SIZE, texturedColour(CLASS_COLOURS[i % CLASS_COLOURS.length], 100 + i)), i * SIZE * SIZE * 3);
-  return out;
-}
+const probeImages = (n: number) => probe(n, SIZE, SIZE);
 
 describe('export to PyTorch (torchvision resnet, fastai xresnet)', function () {
   this.timeout(600_000);
@@ -32,9 +26,7 @@ describe('export to PyTorch (torchvision resnet, fastai xresnet)', function () {
   before(async () => {
     native().setThreads(Number(process.env.TORCHTS_TEST_THREADS ?? 1));
     dir = tempDir('torchts-export-pth-');
-    await writeClassFolder(path.join(dir, 'data'), { classes: { red: 12, green: 12, blue: 12 }, split: 'train', width: 40, height: 40 });
-    await writeClassFolder(path.join(dir, 'data'), { classes: { red: 4, green: 4, blue: 4 }, split: 'val', width: 40, height: 40 });
-    data = await imageFolder(path.join(dir, 'data'), { seed: 0, log: () => undefined });
+    data = await makeExportData(dir);
   });
   after(() => removeDir(dir));
 
